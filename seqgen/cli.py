@@ -1,0 +1,285 @@
+"""The ``seqgen`` command line: parse options, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seqgen.config import TrainConfig, parse_duration
+from seqgen.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train and run classic recurrent sequence models.",
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def command(name: str, **kwargs):
+    """Register a command whose UserErrors become one line on stderr and exit code 2."""
+
+    def register(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kw):
+            try:
+                return fn(*args, **kw)
+            except UserError as exc:
+                sys.stderr.write(f"error: {exc}\n")
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                sys.stderr.write("interrupted\n")
+                raise typer.Exit(130) from None
+
+        app.command(name, **kwargs)(wrapper)
+        return fn
+
+    return register
+
+
+# Options shared by every training command (one definition, defaults per command).
+Out = Annotated[Path, typer.Option("--out", help="Folder for best.pt, last.pt, metrics.jsonl.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Sequences per batch.")]
+Epochs = Annotated[int | None, typer.Option("--epochs", help="Stop after this many epochs.")]
+MaxSteps = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")]
+TimeBudget = Annotated[str | None, typer.Option(
+    "--time-budget", help="Stop after this much training time, e.g. 90s, 10m, 2h.")]
+Optimizer = Annotated[str, typer.Option("--optimizer", help="adamw or sgd.")]
+Lr = Annotated[float, typer.Option("--lr", help="Peak learning rate.")]
+WeightDecay = Annotated[float, typer.Option("--weight-decay", help="Decoupled weight decay.")]
+Momentum = Annotated[float, typer.Option("--momentum", help="SGD momentum.")]
+Schedule = Annotated[str, typer.Option(
+    "--schedule", help="cosine (over the budget), plateau (halve when validation stalls) "
+    "or constant.")]
+Warmup = Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")]
+Clip = Annotated[float, typer.Option("--clip", help="Clip the gradient norm (0: off).")]
+EvalEvery = Annotated[int, typer.Option(
+    "--eval-every", help="Validate every N steps (and at each epoch end).")]
+Patience = Annotated[int | None, typer.Option(
+    "--patience", help="Stop after N validations without improvement.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed (runs repeat exactly on CPU).")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace an earlier run's checkpoints in --out.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing while training.")]
+CacheDir = Annotated[Path | None, typer.Option(
+    "--cache-dir", help="Where tokenised corpora are cached (default ~/.cache/seqgen).")]
+Cell = Annotated[str, typer.Option("--cell", help="lstm, gru, rnn or rnn-relu.")]
+Layers = Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")]
+Hidden = Annotated[int, typer.Option("--hidden", help="Hidden units per layer.")]
+Embed = Annotated[int, typer.Option("--embed", help="Embedding size.")]
+Dropout = Annotated[float, typer.Option("--dropout", help="Dropout probability.")]
+Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
+
+
+def train_config(out_dir: Path, batch_size: int, epochs: int | None, max_steps: int | None,
+                 time_budget: str | None, optimizer: str, lr: float, weight_decay: float,
+                 momentum: float, schedule: str, warmup: int, clip: float, eval_every: int,
+                 patience: int | None, device: str, seed: int, quiet: bool,
+                 select_metric: str = "loss", default_epochs: int = 10) -> TrainConfig:
+    budget = parse_duration(time_budget)
+    if epochs is None and max_steps is None and budget is None:
+        epochs = default_epochs
+    return TrainConfig(
+        out_dir=str(out_dir), batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+        time_budget=budget, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+        momentum=momentum, schedule=schedule, warmup_steps=warmup, clip=clip,
+        eval_every=eval_every, patience=patience, device=device, seed=seed, quiet=quiet,
+        select_metric=select_metric,
+    )
+
+
+def report_fit(result) -> None:
+    if result.reason == "diverged":
+        raise typer.Exit(1)
+    best = "" if result.best is None else f"; best validation {result.best:.4f}"
+    err.print(f"stopped ({result.reason}) at step {result.step}{best}; checkpoints in "
+              f"{result.out_dir}", markup=False)
+    if result.reason == "interrupted":
+        err.print("continue with the same command and --resume", markup=False)
+        raise typer.Exit(130)
+
+
+@command("train-lm")
+def train_lm_cmd(
+    corpus: Annotated[list[Path], typer.Argument(help="Text files or folders of .txt files.")],
+    level: Annotated[str, typer.Option("--level", help="char, word or subword.")] = "char",
+    lowercase: Annotated[bool, typer.Option("--lowercase", help="Lowercase words.")] = False,
+    pretokenized: Annotated[bool, typer.Option(
+        "--pretokenized", help="Word level: split on spaces only (Penn Treebank).")] = False,
+    max_vocab: Annotated[int | None, typer.Option(
+        "--max-vocab", help="Word level: keep the N most frequent words.")] = None,
+    min_freq: Annotated[int, typer.Option(
+        "--min-freq", help="Word level: drop words seen fewer times.")] = 1,
+    vocab_size: Annotated[int, typer.Option(
+        "--vocab-size", help="Subword level: sentencepiece vocabulary size.")] = 4000,
+    subword_type: Annotated[str, typer.Option(
+        "--subword-type", help="Subword level: bpe or unigram.")] = "bpe",
+    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding.")] = "utf-8",
+    val_file: Annotated[Path | None, typer.Option(
+        "--val-file", help="Validation text (default: the end of the corpus).")] = None,
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", help="Share of the corpus kept for validation.")] = 0.05,
+    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length.")] = 128,
+    cell: Cell = "lstm",
+    layers: Layers = 2,
+    hidden: Hidden = 512,
+    embed: Embed = 128,
+    dropout: Dropout = 0.1,
+    tie_weights: Annotated[bool, typer.Option(
+        "--tie-weights", help="Share input embedding and output weights.")] = False,
+    init: Annotated[str, typer.Option(
+        "--init", help="default, or identity (IRNN) for plain RNNs.")] = "default",
+    out_dir: Out = Path("checkpoints/lm"),
+    batch_size: BatchSize = 32,
+    epochs: Epochs = None,
+    max_steps: MaxSteps = None,
+    time_budget: TimeBudget = None,
+    optimizer: Optimizer = "adamw",
+    lr: Lr = 3e-3,
+    weight_decay: WeightDecay = 0.0,
+    momentum: Momentum = 0.0,
+    schedule: Schedule = "cosine",
+    warmup: Warmup = 50,
+    clip: Clip = 1.0,
+    eval_every: EvalEvery = 200,
+    patience: Patience = None,
+    device: Device = "auto",
+    seed: Seed = 1234,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Train a character, word or subword language model on your text."""
+    from seqgen.tasks.lm import CorpusOptions, train_lm
+
+    config = train_config(out_dir, batch_size, epochs, max_steps, time_budget, optimizer, lr,
+                          weight_decay, momentum, schedule, warmup, clip, eval_every, patience,
+                          device, seed, quiet)
+    corpus_options = CorpusOptions(level, lowercase, pretokenized, max_vocab, min_freq,
+                                   vocab_size, subword_type, encoding)
+    model_options = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout,
+                         tie_weights=tie_weights, init=init)
+    result = train_lm([str(p) for p in corpus], model_options, corpus_options, config, bptt,
+                      str(val_file) if val_file else None, val_fraction, resume, overwrite,
+                      cache_dir)
+    report_fit(result)
+
+
+@command("sample")
+def sample_cmd(
+    checkpoint: Checkpoint = Path("checkpoints/lm/best.pt"),
+    temp: Annotated[float, typer.Option("--temp", help="Temperature; 0 is greedy.")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample from the k likeliest.")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
+    prime: Annotated[str, typer.Option("--prime", help="Text to start from.")] = "",
+    length: Annotated[int, typer.Option("--length", help="Tokens to generate.")] = 500,
+    num_samples: Annotated[int, typer.Option(
+        "--num-samples", "-n", help="Independent samples, generated as one batch.")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable samples.")] = None,
+    device: Device = "auto",
+) -> None:
+    """Generate text from a trained language model, streamed as it is produced."""
+    from seqgen.tasks.lm import load_lm, sample_tokens, start_tokens
+
+    if length < 1 or num_samples < 1:
+        raise UserError("--length and --num-samples must be positive")
+    if not 0 < top_p <= 1:
+        raise UserError("--top-p must be in (0, 1]")
+    if top_k < 0 or temp < 0:
+        raise UserError("--top-k and --temp cannot be negative")
+    model, tokenizer, _ = load_lm(checkpoint, device)
+    unknown = tokenizer.unknown_pieces(prime)
+    if unknown:
+        sys.stderr.write(f"warning: the model never saw {', '.join(map(repr, unknown[:10]))} "
+                         "in training; read as <unk>\n")
+    model_device = next(model.parameters()).device
+    prev = start_tokens(tokenizer, prime)[-1] if prime else None
+    previous = [prev] * num_samples
+    texts = [prime] * num_samples
+    write = sys.stdout.write
+    if num_samples == 1:
+        write(prime)
+    for tokens in sample_tokens(model, tokenizer, prime, length, temp, top_k, top_p,
+                                num_samples, seed, model_device):
+        for i, token in enumerate(tokens.tolist()):
+            piece = tokenizer.piece_text(previous[i], token)
+            previous[i] = token
+            if num_samples == 1:
+                write(piece)
+                sys.stdout.flush()
+            else:
+                texts[i] += piece
+    if num_samples == 1:
+        write("\n")
+    else:
+        for i, text in enumerate(texts, 1):
+            write(f"--- sample {i} ---\n{text}\n")
+    sys.stdout.flush()
+
+
+@command("evaluate-lm")
+def evaluate_lm_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Text files or folders to score.")],
+    checkpoint: Checkpoint = Path("checkpoints/lm/best.pt"),
+    batch_size: BatchSize = 16,
+    device: Device = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Loss, perplexity and bits per character of a language model on some text."""
+    from seqgen.tasks.lm import evaluate_lm
+
+    metrics = evaluate_lm(checkpoint, [str(f) for f in files], batch_size, device, cache_dir)
+    if as_json:
+        out.print(json.dumps(metrics))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("loss (nats/token)", f"{metrics['loss']:.4f}")
+    table.add_row("perplexity", f"{metrics['ppl']:.2f}")
+    table.add_row("bits per character", f"{metrics['bpc']:.4f}")
+    table.add_row("tokens scored", f"{metrics['tokens']:,}")
+    table.add_row("unknown tokens", f"{metrics['unk_rate']:.2%}")
+    out.print(table)
+
+
+@command("info")
+def info_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file.")] = Path(
+        "checkpoints/lm/best.pt"),
+) -> None:
+    """Show what a checkpoint holds: task, model, tokenizer, training progress, metrics."""
+    from seqgen.inspect import describe_checkpoint
+
+    table = Table(show_header=False, box=None)
+    for key, value in describe_checkpoint(checkpoint):
+        table.add_row(key, value)
+    out.print(table)
+
+
+@command("demo")
+def demo_cmd(
+    out_dir: Out = Path("checkpoints/demo"),
+    time_budget: TimeBudget = "60s",
+    device: Device = "auto",
+    seed: Seed = 0,
+) -> None:
+    """Train small models on the built-in shapes world and show what they learned."""
+    from seqgen.demo import run_demo
+
+    run_demo(out_dir, parse_duration(time_budget) or 60.0, device, seed, out, err)
+
+
+def main() -> None:
+    app()

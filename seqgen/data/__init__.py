@@ -1,0 +1,1 @@
+"""Readers, tokenised caches and batching for each kind of data."""

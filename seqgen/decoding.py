@@ -1,0 +1,228 @@
+"""Greedy decoding, sampling and batched beam search, written once for every task.
+
+A model plugs in through two callables:
+
+- ``step(tokens, state) -> (logits, state)``: one new token per sequence (shape ``(B,)``) in,
+  next-token logits ``(B, V)`` out, state carried so each token costs O(1) work;
+- ``reorder(state, index) -> state``: select/duplicate batch entries (beam bookkeeping).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+StepFn = Callable[[torch.Tensor, object], tuple[torch.Tensor, object]]
+ReorderFn = Callable[[object, torch.Tensor], object]
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]
+    score: float  # what the search ranked by (length-normalised log-probability in beams)
+    logprob: float  # total log-probability of the tokens (and of <eos> when it ended)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top-k and outside the top-p nucleus."""
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # Drop a token when the tokens ranked above it already reach top_p.
+        mass_before = probs.cumsum(-1) - probs
+        drop_sorted = mass_before >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def pick_tokens(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Greedy when ``temperature`` is 0, otherwise sample from the filtered distribution."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def generate(
+    step: StepFn,
+    state,
+    logits: torch.Tensor,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    eos_id: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (tokens, log-probs) one step at a time from the first next-token ``logits``.
+
+    Stops after ``length`` steps, or once every sequence has produced ``eos_id``.
+    """
+    done = torch.zeros(logits.size(0), dtype=torch.bool, device=logits.device)
+    for t in range(length):
+        tokens = pick_tokens(logits, temperature, top_k, top_p, generator)
+        logp = logits.float().log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        yield tokens, logp
+        if eos_id is not None:
+            done |= tokens == eos_id
+            if bool(done.all()):
+                return
+        if t + 1 < length:
+            logits, state = step(tokens, state)
+
+
+def _max_lengths(max_len: int | torch.Tensor, batch_size: int) -> list[int]:
+    if isinstance(max_len, torch.Tensor):
+        return [max(1, int(v)) for v in max_len.tolist()]
+    return [max(1, int(max_len))] * batch_size
+
+
+def sample_search(
+    step: StepFn,
+    state,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int | torch.Tensor,
+    device: torch.device | str = "cpu",
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[Hypothesis]:
+    """Greedy (temperature 0) or sampled decoding of a batch, each up to its own max length."""
+    limits = _max_lengths(max_len, batch_size)
+    bos = torch.full((batch_size,), bos_id, dtype=torch.long, device=device)
+    logits, state = step(bos, state)
+    tokens: list[list[int]] = [[] for _ in range(batch_size)]
+    logps = [0.0] * batch_size
+    open_ = [True] * batch_size
+    for t, (tok, lp) in enumerate(generate(step, state, logits, max(limits), temperature,
+                                           top_k, top_p, generator, eos_id)):
+        for b, (i, p) in enumerate(zip(tok.tolist(), lp.tolist())):
+            if not open_[b]:
+                continue
+            logps[b] += p
+            if i == eos_id:
+                open_[b] = False
+                continue
+            tokens[b].append(i)
+            if t + 1 >= limits[b]:
+                open_[b] = False
+        if not any(open_):
+            break
+    return [Hypothesis(tokens[b], logps[b], logps[b]) for b in range(batch_size)]
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + |Y|) / 6) ** alpha; 1 when alpha is 0."""
+    return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
+
+
+def beam_search(
+    step: StepFn,
+    reorder: ReorderFn,
+    state,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int | torch.Tensor,
+    beam_size: int = 5,
+    alpha: float = 0.0,
+    n_best: int = 1,
+    device: torch.device | str = "cpu",
+) -> list[list[Hypothesis]]:
+    """Batched beam search; returns the ``n_best`` hypotheses of each input, best first.
+
+    ``state`` holds ``batch_size`` entries and is expanded to ``batch_size * beam_size``.
+    A search stops only when no running beam can still beat its n-best finished ones, and
+    beams that reach the length limit without ``<eos>`` are returned as they are.
+    """
+    K = beam_size
+    n_best = min(n_best, K)
+    if K == 1:
+        alpha = 0.0  # one beam is greedy search: a length penalty could not reorder anything
+    limits = _max_lengths(max_len, batch_size)
+    B = batch_size
+    expand = torch.arange(B, device=device).repeat_interleave(K)
+    state = reorder(state, expand)
+    tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)
+    scores = torch.zeros(B, K, device=device)
+    scores[:, 1:] = float("-inf")  # all beams start identical: keep one alive at first
+    history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    done = [False] * B
+    row = torch.arange(B, device=device).unsqueeze(1)
+
+    for t in range(max(limits)):
+        logits, state = step(tokens, state)
+        logp = logits.float().log_softmax(-1)
+        V = logp.size(-1)
+        cand = (scores.view(B * K, 1) + logp).view(B, K * V)
+        top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)
+        beam_of = top_idx // V
+        token_of = top_idx % V
+        is_eos = token_of == eos_id
+
+        top_scores_l, beam_l, token_l, eos_l = (
+            top_scores.tolist(), beam_of.tolist(), token_of.tolist(), is_eos.tolist()
+        )
+        hist_l = history.tolist() if any(not d for d in done) else None
+        for b in range(B):
+            if done[b]:
+                continue
+            last_step = t + 1 >= limits[b]
+            kept = 0
+            for j, s in enumerate(top_scores_l[b]):
+                if s == float("-inf"):
+                    break
+                if eos_l[b][j]:
+                    seq = hist_l[b * K + beam_l[b][j]]
+                    finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha), s))
+                elif last_step and kept < K:
+                    seq = hist_l[b * K + beam_l[b][j]] + [token_l[b][j]]
+                    finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
+                    kept += 1
+            finished[b].sort(key=lambda h: h.score, reverse=True)
+            if last_step:
+                done[b] = True
+                continue
+            if len(finished[b]) >= n_best:
+                best_alive = max((s for s, e in zip(top_scores_l[b], eos_l[b]) if not e),
+                                 default=float("-inf"))
+                # Log-probabilities only fall, so the best a running beam can still reach is
+                # its score now, normalised by the largest length penalty it could get.
+                bound = best_alive / length_penalty(limits[b], alpha) if best_alive < 0 \
+                    else best_alive
+                if bound <= finished[b][n_best - 1].score:
+                    done[b] = True
+        if all(done):
+            break
+
+        # Keep the K best non-<eos> candidates of each input as the next beams.
+        order = (is_eos.long() * (2 * K) + torch.arange(is_eos.size(1), device=device)).argsort(-1)
+        keep = order[:, :K]
+        scores = top_scores.gather(1, keep)
+        finished_rows = torch.tensor(done, device=device)
+        scores = scores.masked_fill(finished_rows.unsqueeze(1), float("-inf"))
+        src_beam = (row * K + beam_of.gather(1, keep)).view(-1)
+        tokens = token_of.gather(1, keep).view(-1)
+        history = torch.cat([history.index_select(0, src_beam), tokens.unsqueeze(1)], dim=1)
+        state = reorder(state, src_beam)
+
+    return [finished[b][:n_best] if finished[b] else [Hypothesis([], -math.inf, -math.inf)]
+            for b in range(B)]

@@ -1,0 +1,5 @@
+"""Errors a user can cause: the CLI turns these into one line on stderr and exit code 2."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, option, checkpoint), not a bug in seqgen."""

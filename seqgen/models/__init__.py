@@ -1,0 +1,1 @@
+"""Model definitions: the recurrent building blocks and one module per task."""

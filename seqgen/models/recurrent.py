@@ -1,0 +1,78 @@
+"""The recurrent cell factory and the initialisation schemes every task shares."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqgen.config import check_cell
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def make_rnn(
+    cell: str,
+    input_size: int,
+    hidden: int,
+    layers: int,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    init: str = "default",
+) -> nn.RNNBase:
+    """A fused, batch-first ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` stack."""
+    check_cell(cell)
+    kwargs = dict(
+        input_size=input_size,
+        hidden_size=hidden,
+        num_layers=layers,
+        dropout=dropout if layers > 1 else 0.0,
+        batch_first=True,
+        bidirectional=bidirectional,
+    )
+    if cell == "lstm":
+        rnn: nn.RNNBase = nn.LSTM(**kwargs)
+    elif cell == "gru":
+        rnn = nn.GRU(**kwargs)
+    else:
+        rnn = nn.RNN(nonlinearity="relu" if cell == "rnn-relu" else "tanh", **kwargs)
+    initialise(rnn, cell, init)
+    return rnn
+
+
+def initialise(rnn: nn.RNNBase, cell: str, init: str = "default") -> None:
+    """LSTM forget-gate bias 1 (Jozefowicz et al. 2015); IRNN identity recurrence (Le et al.)."""
+    hidden = rnn.hidden_size
+    for name, param in rnn.named_parameters():
+        if cell == "lstm" and name.startswith("bias_ih"):
+            with torch.no_grad():
+                param.zero_()
+                param[hidden: 2 * hidden].fill_(1.0)  # gate order: input, forget, cell, output
+        elif cell == "lstm" and name.startswith("bias_hh"):
+            with torch.no_grad():
+                param.zero_()
+        elif init == "identity" and cell.startswith("rnn"):
+            with torch.no_grad():
+                if name.startswith("weight_hh"):
+                    param.copy_(torch.eye(hidden))
+                elif name.startswith("weight_ih"):
+                    nn.init.normal_(param, std=0.001)
+                elif name.startswith("bias"):
+                    param.zero_()
+
+
+def detach_state(state):
+    """Cut the autograd graph between truncated-BPTT chunks, keeping the values."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)
+
+
+def select_batch(state, index: torch.Tensor, dim: int = 1):
+    """Reorder/duplicate the batch entries of an RNN state (beam search bookkeeping)."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.index_select(dim, index)
+    return type(state)(select_batch(s, index, dim) for s in state)

@@ -1,0 +1,1 @@
+"""Per-task glue: build data, model and loss for the shared trainer and decoding."""
