@@ -101,6 +101,10 @@ def train_config(out_dir: Path, batch_size: int, epochs: int | None, max_steps: 
 
 def report_fit(result) -> None:
     if result.reason == "diverged":
+        sys.stderr.write(
+            f"error: training stopped at step {result.step}: the loss became NaN/inf. The last "
+            f"good checkpoints in {result.out_dir} are kept; try a lower --lr or --clip.\n"
+        )
         raise typer.Exit(1)
     best = "" if result.best is None else f"; best validation {result.best:.4f}"
     err.print(f"stopped ({result.reason}) at step {result.step}{best}; checkpoints in "
@@ -130,12 +134,12 @@ def train_lm_cmd(
         "--val-file", help="Validation text (default: the end of the corpus).")] = None,
     val_fraction: Annotated[float, typer.Option(
         "--val-fraction", help="Share of the corpus kept for validation.")] = 0.05,
-    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length.")] = 128,
+    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length.")] = 64,
     cell: Cell = "lstm",
     layers: Layers = 2,
     hidden: Hidden = 512,
     embed: Embed = 128,
-    dropout: Dropout = 0.1,
+    dropout: Dropout = 0.2,
     tie_weights: Annotated[bool, typer.Option(
         "--tie-weights", help="Share input embedding and output weights.")] = False,
     init: Annotated[str, typer.Option(

@@ -56,9 +56,9 @@ class ProgressReporter:
         elif not self.quiet:
             self._lines_since_print += 1
             if self._lines_since_print >= 10:
-                self.console.print(text, markup=False, highlight=False)
+                self.console.print(text, markup=False, highlight=False, soft_wrap=True)
                 self._lines_since_print = 0
 
     def message(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -278,12 +278,7 @@ class Trainer:
         self.model.train()
         with self.reporter:
             reason = self._loop()
-        if reason == "diverged":
-            self.reporter.message(
-                f"training stopped at step {self.step}: the loss became NaN/inf. The last good "
-                f"checkpoints in {self.out_dir} are kept; try a lower --lr or a smaller --clip."
-            )
-        else:
+        if reason != "diverged":  # a diverged model must not replace the last good one
             self.save("last.pt")
             if self.best is None and self.step > 0:
                 self.save("best.pt")

@@ -143,7 +143,7 @@ def train_lm(
     model_options: dict,
     corpus_options: CorpusOptions,
     train_config: TrainConfig,
-    bptt: int = 128,
+    bptt: int = 64,
     val_file: str | None = None,
     val_fraction: float = 0.05,
     resume: bool = False,
