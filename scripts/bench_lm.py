@@ -254,7 +254,7 @@ def main() -> None:
     parser.add_argument("--part", action="append",
                         choices=["throughput", "sampling", "shakespeare", "ptb", "scale"])
     parser.add_argument("--steps", type=int, default=30, help="throughput: timed steps")
-    parser.add_argument("--length", type=int, default=1000, help="sampling: tokens")
+    parser.add_argument("--length", type=int, default=500, help="sampling: tokens")
     parser.add_argument("--shakespeare-budget", default="10m")
     parser.add_argument("--ptb-budget", default="20m")
     parser.add_argument("--size-gb", type=float, default=1.0)

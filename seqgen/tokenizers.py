@@ -292,10 +292,15 @@ def build_tokenizer(
 ) -> Tokenizer:
     """Build a tokenizer from an iterable of text chunks (whole lines for word/subword)."""
     if level == "char":
-        seen: set[int] = set()
+        seen = np.zeros(0, dtype=bool)
         for chunk in texts:
-            seen.update(np.unique(np.frombuffer(chunk.encode("utf-32-le"), np.uint32)).tolist())
-        return CharTokenizer.from_chars(chr(c) for c in seen)
+            present = np.bincount(np.frombuffer(chunk.encode("utf-32-le"), np.uint32)) > 0
+            if len(present) > len(seen):
+                present[: len(seen)] |= seen
+                seen = present
+            else:
+                seen[: len(present)] |= present
+        return CharTokenizer.from_chars(chr(c) for c in np.flatnonzero(seen))
     if level == "word":
         counts: Counter = Counter()
         for chunk in texts:
