@@ -12,8 +12,14 @@ import torch
 
 from seqgen.checkpoint import load_checkpoint
 from seqgen.config import TrainConfig, from_dict, to_dict
-from seqgen.data.pairs import PairBatches, PairFile, pad_batch, read_parallel_files, \
-    read_tsv_pairs, sorted_batches
+from seqgen.data.pairs import (
+    PairBatches,
+    PairFile,
+    pad_batch,
+    read_parallel_files,
+    read_tsv_pairs,
+    sorted_batches,
+)
 from seqgen.decoding import Hypothesis, beam_search, sample_search
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references
@@ -22,6 +28,7 @@ from seqgen.progress import ProgressReporter
 from seqgen.tokenizers import (
     BOS_ID,
     EOS_ID,
+    LEVELS,
     PAD_ID,
     UNK_ID,
     Tokenizer,
@@ -153,6 +160,15 @@ class Translation:
     tokens: list[int]
 
 
+def check_search(beam: int, n_best: int, max_len_ratio: float, batch_size: int = 1) -> None:
+    if beam < 1 or n_best < 1 or batch_size < 1:
+        raise UserError("--beam, --n-best and --batch-size must be positive")
+    if n_best > beam:
+        raise UserError(f"--n-best {n_best} needs --beam of at least {n_best}")
+    if max_len_ratio <= 0:
+        raise UserError("--max-len-ratio must be positive")
+
+
 class Translator:
     """A trained model and its two tokenizers, ready to translate batches of sentences."""
 
@@ -168,12 +184,7 @@ class Translator:
                   n_best: int = 1, max_len_ratio: float = 2.0, batch_size: int = 64
                   ) -> list[list[Translation]]:
         """The ``n_best`` translations of each sentence, best first (greedy when beam is 1)."""
-        if beam < 1 or n_best < 1 or batch_size < 1:
-            raise UserError("--beam, --n-best and --batch-size must be positive")
-        if n_best > beam:
-            raise UserError(f"--n-best {n_best} needs --beam of at least {n_best}")
-        if max_len_ratio <= 0:
-            raise UserError("--max-len-ratio must be positive")
+        check_search(beam, n_best, max_len_ratio, batch_size)
         was_training = self.model.training
         self.model.eval()
         encoded = [self.src_tokenizer.encode(s) for s in sentences]
@@ -268,6 +279,10 @@ def train_translate(
         raise UserError("--teacher-forcing must be in (0, 1]")
     if not 0 <= label_smoothing < 1:
         raise UserError("--label-smoothing must be in [0, 1)")
+    from_dict(Seq2SeqConfig, {**model_options, "src_vocab": 1, "tgt_vocab": 1})  # check early
+    if pair_options.level not in LEVELS:
+        raise UserError(f"unknown --level {pair_options.level!r}: choose one of "
+                        f"{', '.join(LEVELS)}")
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
     tokenizers = None
