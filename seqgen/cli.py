@@ -391,6 +391,9 @@ def translate_cmd(
     batch_size: BatchSize = 64,
     device: Device = "auto",
     encoding: Encoding = "utf-8",
+    plot_attention: Annotated[Path | None, typer.Option(
+        "--plot-attention", help="Save the attention of the first sentence's translation as "
+        "an image (needs matplotlib: pip install 'seqgen[plots]').")] = None,
 ) -> None:
     """Translate sentences with a trained model (arguments, --input file or stdin)."""
     from seqgen.tasks.translate import check_search, load_translator
@@ -405,7 +408,7 @@ def translate_cmd(
         for line in sys.stdin:
             if line.strip():
                 _print_translations([line.strip()], translator, beam, alpha, n_best,
-                                    max_len_ratio, batch_size)
+                                    max_len_ratio, batch_size, plot_attention)
         return
     if text:
         sentences = list(text)
@@ -418,10 +421,12 @@ def translate_cmd(
             raise UserError(f"{input_file} is not {encoding} text; pass --encoding") from None
     else:
         sentences = sys.stdin.read().splitlines()
-    _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size)
+    _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size,
+                        plot_attention)
 
 
-def _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size):
+def _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size,
+                        plot_attention=None):
     unknown = sorted({w for s in sentences for w in translator.src_tokenizer.unknown_pieces(s)})
     if unknown:
         shown = ", ".join(map(repr, unknown[:10])) + (" …" if len(unknown) > 10 else "")
@@ -437,6 +442,9 @@ def _print_translations(sentences, translator, beam, alpha, n_best, max_len_rati
                 sys.stdout.write(f"{k}\t{h.score:.4f}\t{h.text}\n")
             sys.stdout.write("\n")
     sys.stdout.flush()
+    if plot_attention is not None and sentences:
+        translator.plot_attention(sentences[0], results[0][0], plot_attention)
+        err.print(f"attention of the first translation saved to {plot_attention}", markup=False)
 
 
 @command("evaluate-translate")

@@ -279,6 +279,14 @@ def test_cli_translate_args_stdin_file_nbest_and_evaluate(trained, tmp_path):
     assert "tgt tokenizer" in result.stdout and "translate" in result.stdout
 
 
+def test_cli_plot_attention(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    image = tmp_path / "attention.png"
+    result = invoke("translate", "-c", trained, "Where is the cat?", "--plot-attention", image)
+    assert result.exit_code == 0, result.output
+    assert image.stat().st_size > 1000 and image.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, trained):
     bad = tmp_path / "bad.tsv"
     bad.write_text("Go.\tVe.\nno tab\n", encoding="utf-8")

@@ -151,6 +151,21 @@ class Seq2Seq(nn.Module):
             logits.append(step_logits)
         return torch.stack(logits, dim=1)
 
+    @torch.no_grad()
+    def attention_weights(self, src: torch.Tensor, src_lens: torch.Tensor,
+                          tgt_in: torch.Tensor) -> torch.Tensor:
+        """Attention weights (B, T, S) while reading ``tgt_in`` (e.g. a translation)."""
+        if self.config.attention == "none":
+            raise UserError("this model has no attention to plot (--attention none)")
+        memory, keys, mask, state = self.encode(src, src_lens)
+        feed = self._zero_feed(src)
+        rows = []
+        for t in range(tgt_in.size(1)):
+            _, state, feed, weights = self._step(tgt_in[:, t], state, feed, memory, keys, mask,
+                                                 return_weights=True)
+            rows.append(weights.squeeze(1))
+        return torch.stack(rows, dim=1)
+
     def _zero_feed(self, src: torch.Tensor) -> torch.Tensor | None:
         if not self.config.input_feeding:
             return None

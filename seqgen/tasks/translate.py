@@ -217,6 +217,37 @@ class Translator:
         return beam_search(step, self.model.reorder, state, len(sources), BOS_ID, EOS_ID,
                            limits, beam, alpha, n_best, device)
 
+    def plot_attention(self, sentence: str, translation: Translation, path: str | Path) -> None:
+        """Save a heat map of the attention while producing ``translation`` (needs matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise UserError("--plot-attention needs matplotlib: pip install 'seqgen[plots]'") \
+                from None
+        src_ids = self.src_tokenizer.encode(sentence)
+        src, lens = pad_batch([src_ids], eos=True)
+        tgt, _ = pad_batch([translation.tokens], bos=True, eos=True)
+        weights = self.model.attention_weights(src.to(self.device), lens,
+                                               tgt[:, :-1].to(self.device))[0].float().cpu()
+        src_labels = [self.src_tokenizer.itos[i] for i in src_ids] + ["<eos>"]
+        tgt_labels = [self.tgt_tokenizer.itos[i] for i in translation.tokens] + ["<eos>"]
+        fig, ax = plt.subplots(figsize=(1 + 0.45 * len(src_labels), 1 + 0.4 * len(tgt_labels)))
+        ax.imshow(weights.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(src_labels)), src_labels, rotation=60, ha="right")
+        ax.set_yticks(range(len(tgt_labels)), tgt_labels)
+        ax.set_xlabel("source")
+        ax.set_ylabel("translation")
+        fig.tight_layout()
+        try:
+            fig.savefig(path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot write {path}: {exc}") from None
+        finally:
+            plt.close(fig)
+
     def greedy(self, sentences: Sequence[str], batch_size: int = 100) -> list[str]:
         return [r[0].text for r in self.translate(sentences, batch_size=batch_size)]
 
