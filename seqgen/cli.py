@@ -258,6 +258,241 @@ def evaluate_lm_cmd(
     out.print(table)
 
 
+# ------------------------------------------------------------------ translation
+SourceFile = Annotated[Path | None, typer.Option(
+    "--source-file", help="Source sentences, one per line (with --target-file).")]
+TargetFile = Annotated[Path | None, typer.Option(
+    "--target-file", help="Target sentences, line-aligned with --source-file.")]
+Reverse = Annotated[bool, typer.Option(
+    "--reverse", help="Swap the two columns: translate target → source.")]
+SkipBadLines = Annotated[bool, typer.Option(
+    "--skip-bad-lines", help="Skip malformed lines (and say how many) instead of stopping.")]
+Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding.")]
+Beam = Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy search.")]
+Alpha = Annotated[float, typer.Option(
+    "--alpha", help="Beam length penalty ((5+len)/6)^alpha; 0 is none.")]
+MaxLenRatio = Annotated[float, typer.Option(
+    "--max-len-ratio", help="Longest output, in source tokens times this ratio (+2).")]
+TranslateCheckpoint = Annotated[Path, typer.Option(
+    "--checkpoint", "-c", help="Checkpoint to use.")]
+
+
+def _read_translate_pairs(file, source_file, target_file, reverse, skip_bad_lines, encoding):
+    from seqgen.tasks.translate import read_pairs
+
+    data = read_pairs(file, source_file, target_file, reverse, skip_bad_lines, encoding)
+    if data.skipped:
+        err.print(f"skipped {data.skipped} bad line{'s' * (data.skipped != 1)}", markup=False)
+    return data
+
+
+@command("train-translate")
+def train_translate_cmd(
+    file: Annotated[Path | None, typer.Argument(
+        help="Training pairs, source<TAB>target[<TAB>...] per line (Tatoeba/anki layout).")
+    ] = None,
+    source_file: SourceFile = None,
+    target_file: TargetFile = None,
+    reverse: Reverse = False,
+    skip_bad_lines: SkipBadLines = False,
+    val_file: Annotated[Path | None, typer.Option(
+        "--val-file", help="Validation pairs, in the training file's layout.")] = None,
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", help="Without --val-file: share of the distinct source sentences "
+        "held out for validation.")] = 0.05,
+    val_bleu_sentences: Annotated[int, typer.Option(
+        "--val-bleu-sentences", help="Validation sentences decoded (greedy) for BLEU.")] = 500,
+    level: Annotated[str, typer.Option("--level", help="word, subword or char.")] = "word",
+    lowercase: Annotated[bool, typer.Option("--lowercase", help="Lowercase both sides.")
+                         ] = False,
+    min_freq: Annotated[int, typer.Option(
+        "--min-freq", help="Word level: rarer words become <unk>.")] = 2,
+    max_vocab: Annotated[int | None, typer.Option(
+        "--max-vocab", help="Word level: keep the N most frequent words per side.")] = None,
+    vocab_size: Annotated[int, typer.Option(
+        "--vocab-size", help="Subword level: sentencepiece vocabulary per side.")] = 8000,
+    subword_type: Annotated[str, typer.Option(
+        "--subword-type", help="Subword level: bpe or unigram.")] = "bpe",
+    max_len: Annotated[int, typer.Option(
+        "--max-len", help="Drop training pairs with a side longer than this (tokens).")] = 50,
+    encoding: Encoding = "utf-8",
+    cell: Cell = "lstm",
+    layers: Layers = 1,
+    hidden: Hidden = 256,
+    embed: Embed = 256,
+    dropout: Dropout = 0.2,
+    bidirectional: Annotated[bool, typer.Option(
+        "--bidirectional/--unidirectional", help="Bidirectional encoder.")] = True,
+    attention: Annotated[str, typer.Option(
+        "--attention", help="luong (general score), bahdanau (additive score) or none.")
+    ] = "luong",
+    input_feeding: Annotated[bool, typer.Option(
+        "--input-feeding", help="Feed the previous attentional vector to the decoder "
+        "(Luong); trains step by step, several times slower.")] = False,
+    teacher_forcing: Annotated[float, typer.Option(
+        "--teacher-forcing", help="Below 1: scheduled sampling, feeding the model's own "
+        "guess with probability 1-RATIO (trains step by step).")] = 1.0,
+    label_smoothing: Annotated[float, typer.Option(
+        "--label-smoothing", help="Label smoothing of the training loss.")] = 0.0,
+    select: Annotated[str, typer.Option(
+        "--select", help="Keep best.pt and stop early on bleu or loss.")] = "bleu",
+    out_dir: Out = Path("checkpoints/translate"),
+    batch_size: BatchSize = 64,
+    epochs: Epochs = None,
+    max_steps: MaxSteps = None,
+    time_budget: TimeBudget = None,
+    optimizer: Optimizer = "adamw",
+    lr: Lr = 2e-3,
+    weight_decay: WeightDecay = 0.01,
+    momentum: Momentum = 0.0,
+    schedule: Schedule = "cosine",
+    warmup: Warmup = 100,
+    clip: Clip = 1.0,
+    eval_every: EvalEvery = 500,
+    patience: Patience = None,
+    device: Device = "auto",
+    seed: Seed = 1234,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train an encoder–decoder translation model on sentence pairs."""
+    from seqgen.tasks.translate import PairOptions, train_translate
+
+    if select not in ("bleu", "loss"):
+        raise UserError(f"unknown --select {select!r}: choose bleu or loss")
+    config = train_config(out_dir, batch_size, epochs, max_steps, time_budget, optimizer, lr,
+                          weight_decay, momentum, schedule, warmup, clip, eval_every, patience,
+                          device, seed, quiet, select_metric=select)
+    train = _read_translate_pairs(file, source_file, target_file, reverse, skip_bad_lines,
+                                  encoding)
+    val = None
+    if val_file is not None:
+        val = _read_translate_pairs(val_file, None, None, reverse, skip_bad_lines, encoding)
+    pair_options = PairOptions(level, lowercase, min_freq, max_vocab, vocab_size, subword_type,
+                               max_len, encoding)
+    model_options = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout,
+                         bidirectional=bidirectional, attention=attention,
+                         input_feeding=input_feeding)
+    result = train_translate(train, val, model_options, pair_options, config, val_fraction,
+                             val_bleu_sentences, teacher_forcing, label_smoothing, resume,
+                             overwrite)
+    report_fit(result)
+
+
+@command("translate")
+def translate_cmd(
+    text: Annotated[list[str] | None, typer.Argument(
+        help="Sentences to translate (default: --input, or one per line on stdin).")] = None,
+    input_file: Annotated[Path | None, typer.Option(
+        "--input", "-i", help="File with one sentence per line.")] = None,
+    checkpoint: TranslateCheckpoint = Path("checkpoints/translate/best.pt"),
+    beam: Beam = 5,
+    alpha: Alpha = 0.6,
+    n_best: Annotated[int, typer.Option(
+        "--n-best", help="Show the N best translations of each sentence, with scores.")] = 1,
+    max_len_ratio: MaxLenRatio = 2.0,
+    batch_size: BatchSize = 64,
+    device: Device = "auto",
+    encoding: Encoding = "utf-8",
+    plot_attention: Annotated[Path | None, typer.Option(
+        "--plot-attention", help="Save the attention of the first sentence's translation as "
+        "an image (needs matplotlib: pip install 'seqgen[plots]').")] = None,
+) -> None:
+    """Translate sentences with a trained model (arguments, --input file or stdin)."""
+    from seqgen.tasks.translate import check_search, load_translator
+
+    if text and input_file:
+        raise UserError("give sentences as arguments or --input, not both")
+    check_search(beam, n_best, max_len_ratio, batch_size)
+    translator, _ = load_translator(checkpoint, device)
+    interactive = not text and input_file is None and sys.stdin.isatty()
+    if interactive:
+        err.print("type a sentence and press Enter (Ctrl-D to quit)", markup=False)
+        for line in sys.stdin:
+            if line.strip():
+                _print_translations([line.strip()], translator, beam, alpha, n_best,
+                                    max_len_ratio, batch_size, plot_attention)
+        return
+    if text:
+        sentences = list(text)
+    elif input_file is not None:
+        if not input_file.is_file():
+            raise UserError(f"file not found: {input_file}")
+        try:
+            sentences = input_file.read_text(encoding=encoding).splitlines()
+        except UnicodeDecodeError:
+            raise UserError(f"{input_file} is not {encoding} text; pass --encoding") from None
+    else:
+        sentences = sys.stdin.read().splitlines()
+    _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size,
+                        plot_attention)
+
+
+def _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size,
+                        plot_attention=None):
+    unknown = sorted({w for s in sentences for w in translator.src_tokenizer.unknown_pieces(s)})
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:10])) + (" …" if len(unknown) > 10 else "")
+        sys.stderr.write(f"warning: the model never saw {shown} in training; read as <unk>\n")
+    results = translator.translate(sentences, beam, alpha, n_best, max_len_ratio, batch_size)
+    for sentence, hyps in zip(sentences, results):
+        if not sentence.strip():
+            sys.stdout.write("\n")
+        elif n_best == 1:
+            sys.stdout.write(hyps[0].text + "\n")
+        else:
+            for k, h in enumerate(hyps, 1):
+                sys.stdout.write(f"{k}\t{h.score:.4f}\t{h.text}\n")
+            sys.stdout.write("\n")
+    sys.stdout.flush()
+    if plot_attention is not None and sentences:
+        translator.plot_attention(sentences[0], results[0][0], plot_attention)
+        err.print(f"attention of the first translation saved to {plot_attention}", markup=False)
+
+
+@command("evaluate-translate")
+def evaluate_translate_cmd(
+    file: Annotated[Path | None, typer.Argument(
+        help="Test pairs, source<TAB>target[<TAB>...] per line.")] = None,
+    source_file: SourceFile = None,
+    target_file: TargetFile = None,
+    reverse: Reverse = False,
+    skip_bad_lines: SkipBadLines = False,
+    checkpoint: TranslateCheckpoint = Path("checkpoints/translate/best.pt"),
+    beam: Beam = 5,
+    alpha: Alpha = 0.6,
+    max_len_ratio: MaxLenRatio = 2.0,
+    batch_size: BatchSize = 64,
+    examples: Annotated[int, typer.Option("--examples", help="Examples to show.")] = 5,
+    device: Device = "auto",
+    encoding: Encoding = "utf-8",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """BLEU and chrF of a translation model on test pairs (all references of a source count)."""
+    from seqgen.tasks.translate import check_search, evaluate_translations, load_translator
+
+    check_search(beam, 1, max_len_ratio, batch_size)
+    data = _read_translate_pairs(file, source_file, target_file, reverse, skip_bad_lines,
+                                 encoding)
+    translator, _ = load_translator(checkpoint, device)
+    metrics = evaluate_translations(translator, data.pairs, beam, alpha, max_len_ratio,
+                                    batch_size, examples)
+    if as_json:
+        sys.stdout.write(json.dumps(metrics, ensure_ascii=False) + "\n")
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("BLEU", f"{metrics['bleu']:.2f}")
+    table.add_row("BLEU (lowercased)", f"{metrics['bleu_lowercase']:.2f}")
+    table.add_row("chrF", f"{metrics['chrf']:.2f}")
+    table.add_row("sentences", f"{metrics['sentences']:,} ({metrics['references']:,} "
+                  "references)")
+    out.print(table)
+    for ex in metrics["examples"]:
+        out.print(f"\nsource     {ex['source']}\nreference  {ex['reference']}\n"
+                  f"output     {ex['output']}", markup=False)
+
+
 @command("info")
 def info_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file.")] = Path(

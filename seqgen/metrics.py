@@ -1,0 +1,39 @@
+"""Corpus BLEU and chrF (sacrebleu), with any number of references per sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def group_references(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """Group pairs by source: each distinct source once (first-seen order), all its targets."""
+    refs: dict[str, list[str]] = {}
+    for source, target in pairs:
+        refs.setdefault(source, []).append(target)
+    return list(refs), list(refs.values())
+
+
+def _streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """Per-sentence reference lists → sacrebleu's reference streams (None where one is short)."""
+    width = max((len(r) for r in references), default=1)
+    return [[r[k] if k < len(r) else None for r in references] for k in range(width)]
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+                lowercase: bool = False) -> float:
+    """sacreBLEU (13a tokenisation) of ``hypotheses[i]`` against all of ``references[i]``."""
+    from sacrebleu.metrics import BLEU
+
+    if not hypotheses:
+        return 0.0
+    return float(BLEU(lowercase=lowercase).corpus_score(list(hypotheses),
+                                                        _streams(references)).score)
+
+
+def corpus_chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """chrF (character 6-grams, beta 2) of ``hypotheses[i]`` against all of ``references[i]``."""
+    from sacrebleu.metrics import CHRF
+
+    if not hypotheses:
+        return 0.0
+    return float(CHRF().corpus_score(list(hypotheses), _streams(references)).score)

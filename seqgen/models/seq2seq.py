@@ -1,0 +1,211 @@
+"""Encoder–decoder with attention (Luong et al. 2015; Bahdanau et al. 2015).
+
+Encoder: embedding → (bi)directional RNN stack over packed sequences. A bridge (linear +
+tanh) maps the encoder's final states to the decoder's initial state.
+
+Decoder: embedding → RNN stack → attention over the encoder outputs → attentional vector
+``h̃ = tanh(W_c [context; h])`` → output layer. Attention scores are ``luong`` (general,
+``h·W·e``), ``bahdanau`` (additive, ``v·tanh(W_e e + W_h h)``) or ``none``. Both are computed
+from the decoder's current output, so without input feeding the whole target of a batch runs
+through ONE fused RNN call and attention is a couple of batched matrix products: that is the
+fast default. ``input_feeding`` (Luong's: the previous h̃ joins the next input) and scheduled
+sampling (``teacher_forcing < 1``) need each step's result before the next, so they decode
+training targets step by step, several times slower on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqgen.config import check_cell
+from seqgen.errors import UserError
+from seqgen.models.recurrent import make_rnn
+from seqgen.tokenizers import PAD_ID
+
+ATTENTIONS = ("luong", "bahdanau", "none")
+
+
+@dataclass
+class Seq2SeqConfig:
+    src_vocab: int
+    tgt_vocab: int
+    cell: str = "lstm"
+    embed: int = 256
+    hidden: int = 256
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2
+    attention: str = "luong"
+    input_feeding: bool = False
+
+    def __post_init__(self) -> None:
+        check_cell(self.cell)
+        if self.attention not in ATTENTIONS:
+            raise UserError(f"unknown --attention {self.attention!r}: choose "
+                            f"{', '.join(ATTENTIONS)}")
+        if self.input_feeding and self.attention == "none":
+            raise UserError("--input-feeding needs attention (--attention luong or bahdanau)")
+        if self.layers < 1 or self.hidden < 1 or self.embed < 1:
+            raise UserError("--layers, --hidden and --embed must be positive")
+        if not 0 <= self.dropout < 1:
+            raise UserError("--dropout must be in [0, 1)")
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__()
+        self.config = c = config
+        self.lstm = c.cell == "lstm"
+        dirs = 2 if c.bidirectional else 1
+        enc_size = c.hidden * dirs
+        self.src_embed = nn.Embedding(c.src_vocab, c.embed, padding_idx=PAD_ID)
+        self.tgt_embed = nn.Embedding(c.tgt_vocab, c.embed, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(c.dropout)
+        self.encoder = make_rnn(c.cell, c.embed, c.hidden, c.layers, c.dropout, c.bidirectional)
+        self.bridge = nn.Linear(enc_size, c.hidden)
+        self.bridge_c = nn.Linear(enc_size, c.hidden) if self.lstm else None
+        feed = c.hidden if c.input_feeding else 0
+        self.decoder = make_rnn(c.cell, c.embed + feed, c.hidden, c.layers, c.dropout)
+        if c.attention == "luong":
+            self.attn_key = nn.Linear(enc_size, c.hidden, bias=False)
+        elif c.attention == "bahdanau":
+            self.attn_key = nn.Linear(enc_size, c.hidden, bias=True)
+            self.attn_query = nn.Linear(c.hidden, c.hidden, bias=False)
+            self.attn_v = nn.Linear(c.hidden, 1, bias=False)
+        if c.attention != "none":
+            self.combine = nn.Linear(enc_size + c.hidden, c.hidden, bias=False)
+        self.out = nn.Linear(c.hidden, c.tgt_vocab)
+        for emb in (self.src_embed, self.tgt_embed):
+            nn.init.uniform_(emb.weight, -0.1, 0.1)
+            with torch.no_grad():
+                emb.weight[PAD_ID].zero_()
+
+    # ---------------------------------------------------------------- encoder
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor):
+        """src (B, S) padded, lengths (B,) → (memory, keys, mask, initial decoder state)."""
+        c = self.config
+        x = self.dropout(self.src_embed(src))
+        packed = pack_padded_sequence(x, src_lens.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.encoder(packed)
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        memory = self.dropout(memory)
+        mask = src != PAD_ID
+        h = final[0] if self.lstm else final
+
+        def bridge(layer_states: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+            # (layers * dirs, B, H) → (layers, B, dirs * H) → (layers, B, H)
+            dirs = 2 if c.bidirectional else 1
+            s = layer_states.view(c.layers, dirs, -1, c.hidden).permute(0, 2, 1, 3)
+            return torch.tanh(linear(s.reshape(c.layers, s.size(1), dirs * c.hidden)))
+
+        state = bridge(h, self.bridge)
+        if self.lstm:
+            state = (state, bridge(final[1], self.bridge_c))
+        keys = self.attn_key(memory) if c.attention != "none" else None
+        return memory, keys, mask, state
+
+    # -------------------------------------------------------------- attention
+    def attend(self, query: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor,
+               mask: torch.Tensor, return_weights: bool = False):
+        """query (B, T, H) → attentional vectors (B, T, H) (and weights (B, T, S))."""
+        if self.config.attention == "none":
+            return query, None
+        if self.config.attention == "luong":
+            scores = torch.bmm(query, keys.transpose(1, 2))
+        else:
+            q = self.attn_query(query)
+            scores = self.attn_v(torch.tanh(keys.unsqueeze(1) + q.unsqueeze(2))).squeeze(-1)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = scores.softmax(-1)
+        context = torch.bmm(weights, memory)
+        h = torch.tanh(self.combine(torch.cat([context, query], dim=-1)))
+        return h, (weights if return_weights else None)
+
+    # --------------------------------------------------------------- training
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
+                teacher_forcing: float = 1.0) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) for target inputs ``tgt_in`` (starting with <bos>)."""
+        memory, keys, mask, state = self.encode(src, src_lens)
+        if not self.config.input_feeding and teacher_forcing >= 1.0:
+            x = self.dropout(self.tgt_embed(tgt_in))
+            out, _ = self.decoder(x, state)  # the whole target in one fused call
+            h, _ = self.attend(self.dropout(out), memory, keys, mask)
+            return self.out(self.dropout(h))
+        logits = []
+        feed = self._zero_feed(src)
+        tokens = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                tokens = tgt_in[:, t]
+                if teacher_forcing < 1.0:
+                    # Scheduled sampling: feed the model's own previous guess now and then.
+                    own = logits[-1].detach().argmax(-1)
+                    use_own = torch.rand(tokens.shape, device=tokens.device) >= teacher_forcing
+                    tokens = torch.where(use_own, own, tokens)
+            step_logits, state, feed, _ = self._step(tokens, state, feed, memory, keys, mask)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    @torch.no_grad()
+    def attention_weights(self, src: torch.Tensor, src_lens: torch.Tensor,
+                          tgt_in: torch.Tensor) -> torch.Tensor:
+        """Attention weights (B, T, S) while reading ``tgt_in`` (e.g. a translation)."""
+        if self.config.attention == "none":
+            raise UserError("this model has no attention to plot (--attention none)")
+        memory, keys, mask, state = self.encode(src, src_lens)
+        feed = self._zero_feed(src)
+        rows = []
+        for t in range(tgt_in.size(1)):
+            _, state, feed, weights = self._step(tgt_in[:, t], state, feed, memory, keys, mask,
+                                                 return_weights=True)
+            rows.append(weights.squeeze(1))
+        return torch.stack(rows, dim=1)
+
+    def _zero_feed(self, src: torch.Tensor) -> torch.Tensor | None:
+        if not self.config.input_feeding:
+            return None
+        return src.new_zeros((src.size(0), self.config.hidden), dtype=self.out.weight.dtype)
+
+    def _step(self, tokens, state, feed, memory, keys, mask, return_weights=False):
+        x = self.dropout(self.tgt_embed(tokens)).unsqueeze(1)
+        if feed is not None:
+            x = torch.cat([x, feed.unsqueeze(1).to(x.dtype)], dim=-1)
+        out, state = self.decoder(x, state)
+        h, weights = self.attend(self.dropout(out), memory, keys, mask, return_weights)
+        h = h.squeeze(1)
+        logits = self.out(self.dropout(h))
+        return logits, state, (h if feed is not None else None), weights
+
+    # --------------------------------------------------------------- decoding
+    def start(self, src: torch.Tensor, src_lens: torch.Tensor):
+        """Decoder state for ``seqgen.decoding``: a tuple with the batch first or second."""
+        memory, keys, mask, state = self.encode(src, src_lens)
+        return (memory, keys, mask, state, self._zero_feed(src))
+
+    def step(self, tokens: torch.Tensor, dstate):
+        memory, keys, mask, state, feed = dstate
+        logits, state, feed, _ = self._step(tokens, state, feed, memory, keys, mask)
+        logits = logits.float()
+        return logits, (memory, keys, mask, state, feed)
+
+    @staticmethod
+    def reorder(dstate, index: torch.Tensor):
+        memory, keys, mask, state, feed = dstate
+
+        def pick(t, dim=0):
+            return None if t is None else t.index_select(dim, index)
+
+        state = tuple(pick(s, 1) for s in state) if isinstance(state, tuple) else pick(state, 1)
+        return (pick(memory), pick(keys), pick(mask), state, pick(feed))
+
+
+def masked_token_loss(logits: torch.Tensor, target: torch.Tensor,
+                      label_smoothing: float = 0.0) -> torch.Tensor:
+    """Summed cross-entropy over the non-padding target tokens."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID,
+                           reduction="sum", label_smoothing=label_smoothing)

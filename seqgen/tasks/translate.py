@@ -1,0 +1,397 @@
+"""Translation: the glue between sentence pairs, the seq2seq model, the trainer and decoding."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from seqgen.checkpoint import load_checkpoint
+from seqgen.config import TrainConfig, from_dict, to_dict
+from seqgen.data.pairs import (
+    PairBatches,
+    PairFile,
+    pad_batch,
+    read_parallel_files,
+    read_tsv_pairs,
+    sorted_batches,
+)
+from seqgen.decoding import Hypothesis, beam_search, sample_search
+from seqgen.errors import UserError
+from seqgen.metrics import corpus_bleu, corpus_chrf, group_references
+from seqgen.models.seq2seq import Seq2Seq, Seq2SeqConfig, masked_token_loss
+from seqgen.progress import ProgressReporter
+from seqgen.tokenizers import (
+    BOS_ID,
+    EOS_ID,
+    LEVELS,
+    PAD_ID,
+    UNK_ID,
+    Tokenizer,
+    build_tokenizer,
+    tokenizer_from_dict,
+)
+from seqgen.training import FitResult, Trainer, guard_out_dir, resolve_device
+
+TASK = "translate"
+
+
+@dataclass
+class PairOptions:
+    """How sentences become tokens (each side gets its own tokenizer); saved in checkpoints."""
+
+    level: str = "word"
+    lowercase: bool = False
+    min_freq: int = 2
+    max_vocab: int | None = None
+    vocab_size: int = 8000
+    subword_type: str = "bpe"
+    max_len: int = 50
+    encoding: str = "utf-8"
+
+    def tokenizer_options(self) -> dict:
+        return {"lowercase": self.lowercase, "min_freq": self.min_freq,
+                "max_vocab": self.max_vocab, "vocab_size": self.vocab_size,
+                "subword_type": self.subword_type}
+
+
+def read_pairs(file: str | Path | None = None, source_file: str | Path | None = None,
+               target_file: str | Path | None = None, reverse: bool = False,
+               skip_bad_lines: bool = False, encoding: str = "utf-8") -> PairFile:
+    """Pairs from a TSV file or from two line-aligned files (exactly one of the two)."""
+    if file is not None and (source_file or target_file):
+        raise UserError("give either a TSV file or --source-file/--target-file, not both")
+    if file is not None:
+        return read_tsv_pairs(file, reverse, skip_bad_lines, encoding)
+    if not (source_file and target_file):
+        raise UserError("give a TSV file of pairs, or both --source-file and --target-file")
+    data = read_parallel_files(source_file, target_file, skip_bad_lines, encoding)
+    if reverse:
+        data.pairs = [(t, s) for s, t in data.pairs]
+    return data
+
+
+def split_by_source(pairs: list[tuple[str, str]], fraction: float, seed: int
+                    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Hold out a share of the distinct sources, with all their translations."""
+    if not 0 < fraction < 1:
+        raise UserError("--val-fraction must be between 0 and 1")
+    sources = sorted({s for s, _ in pairs})
+    random.Random(seed).shuffle(sources)
+    held = set(sources[: max(1, round(len(sources) * fraction))])
+    return [p for p in pairs if p[0] not in held], [p for p in pairs if p[0] in held]
+
+
+@dataclass
+class ValData:
+    batches: PairBatches  # every validation pair, for the loss
+    sources: list[str]  # distinct sources decoded for BLEU
+    references: list[list[str]]
+
+
+@dataclass
+class TranslateData:
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    train: PairBatches
+    val: ValData
+    dropped: int = 0  # training pairs over --max-len
+    extra: dict = field(default_factory=dict)
+
+
+def encode_pairs(pairs, src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int | None = None):
+    sources, targets, dropped = [], [], 0
+    for s, t in pairs:
+        si, ti = src_tok.encode(s), tgt_tok.encode(t)
+        if max_len and (len(si) > max_len or len(ti) > max_len):
+            dropped += 1
+            continue
+        sources.append(si)
+        targets.append(ti)
+    return sources, targets, dropped
+
+
+def prepare_translate_data(
+    train_pairs: list[tuple[str, str]],
+    val_pairs: list[tuple[str, str]],
+    options: PairOptions,
+    batch_size: int,
+    seed: int = 0,
+    val_bleu_sentences: int = 500,
+    tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
+) -> TranslateData:
+    if not train_pairs:
+        raise UserError("no training pairs")
+    if not val_pairs:
+        raise UserError("no validation pairs: use more data, a larger --val-fraction or a "
+                        "--val-file")
+    if tokenizers is None:
+        opts = options.tokenizer_options()
+        src_tok = build_tokenizer(options.level, (s for s, _ in train_pairs), **opts)
+        tgt_tok = build_tokenizer(options.level, (t for _, t in train_pairs), **opts)
+    else:
+        src_tok, tgt_tok = tokenizers
+    sources, targets, dropped = encode_pairs(train_pairs, src_tok, tgt_tok, options.max_len)
+    if not sources:
+        raise UserError(f"every training pair is longer than --max-len {options.max_len}")
+    vs, vt, _ = encode_pairs(val_pairs, src_tok, tgt_tok)
+    val_sources, val_refs = group_references(val_pairs)
+    n = max(1, val_bleu_sentences)
+    return TranslateData(
+        src_tok, tgt_tok, PairBatches(sources, targets, batch_size, seed),
+        ValData(PairBatches(vs, vt, batch_size, shuffle=False), val_sources[:n], val_refs[:n]),
+        dropped,
+    )
+
+
+# ------------------------------------------------------------------- decoding
+NEVER = (PAD_ID, BOS_ID, UNK_ID)  # tokens a translation never outputs
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float  # what the search ranked by (length-normalised with --alpha)
+    logprob: float
+    tokens: list[int]
+
+
+def check_search(beam: int, n_best: int, max_len_ratio: float, batch_size: int = 1) -> None:
+    if beam < 1 or n_best < 1 or batch_size < 1:
+        raise UserError("--beam, --n-best and --batch-size must be positive")
+    if n_best > beam:
+        raise UserError(f"--n-best {n_best} needs --beam of at least {n_best}")
+    if max_len_ratio <= 0:
+        raise UserError("--max-len-ratio must be positive")
+
+
+class Translator:
+    """A trained model and its two tokenizers, ready to translate batches of sentences."""
+
+    def __init__(self, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer):
+        self.model, self.src_tokenizer, self.tgt_tokenizer = model, src_tokenizer, tgt_tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def translate(self, sentences: Sequence[str], beam: int = 1, alpha: float = 0.0,
+                  n_best: int = 1, max_len_ratio: float = 2.0, batch_size: int = 64
+                  ) -> list[list[Translation]]:
+        """The ``n_best`` translations of each sentence, best first (greedy when beam is 1)."""
+        check_search(beam, n_best, max_len_ratio, batch_size)
+        was_training = self.model.training
+        self.model.eval()
+        encoded = [self.src_tokenizer.encode(s) for s in sentences]
+        results: list[list[Translation]] = [[] for _ in sentences]
+        for index in sorted_batches([len(e) for e in encoded], batch_size):
+            hyps = self.translate_ids([encoded[i] for i in index], beam, alpha, n_best,
+                                      max_len_ratio)
+            for i, h in zip(index, hyps):
+                results[i] = [Translation(self.tgt_tokenizer.decode(x.tokens), x.score,
+                                          x.logprob, x.tokens) for x in h]
+        self.model.train(was_training)
+        return results
+
+    def translate_ids(self, sources: list[list[int]], beam: int = 1, alpha: float = 0.0,
+                      n_best: int = 1, max_len_ratio: float = 2.0) -> list[list[Hypothesis]]:
+        device = self.device
+        src, lens = pad_batch(sources, eos=True)
+        src = src.to(device)
+        state = self.model.start(src, lens)
+        limits = (lens.float() * max_len_ratio).ceil().long() + 2
+        never = torch.tensor(NEVER, device=device)
+
+        def step(tokens, state):
+            logits, state = self.model.step(tokens, state)
+            return logits.index_fill(-1, never, float("-inf")), state
+
+        if beam == 1:
+            hyps = sample_search(step, state, len(sources), BOS_ID, EOS_ID, limits, device)
+            return [[h] for h in hyps]
+        return beam_search(step, self.model.reorder, state, len(sources), BOS_ID, EOS_ID,
+                           limits, beam, alpha, n_best, device)
+
+    def plot_attention(self, sentence: str, translation: Translation, path: str | Path) -> None:
+        """Save a heat map of the attention while producing ``translation`` (needs matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise UserError("--plot-attention needs matplotlib: pip install 'seqgen[plots]'") \
+                from None
+        src_ids = self.src_tokenizer.encode(sentence)
+        src, lens = pad_batch([src_ids], eos=True)
+        tgt, _ = pad_batch([translation.tokens], bos=True, eos=True)
+        weights = self.model.attention_weights(src.to(self.device), lens,
+                                               tgt[:, :-1].to(self.device))[0].float().cpu()
+        src_labels = [self.src_tokenizer.itos[i] for i in src_ids] + ["<eos>"]
+        tgt_labels = [self.tgt_tokenizer.itos[i] for i in translation.tokens] + ["<eos>"]
+        fig, ax = plt.subplots(figsize=(1 + 0.45 * len(src_labels), 1 + 0.4 * len(tgt_labels)))
+        ax.imshow(weights.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(src_labels)), src_labels, rotation=60, ha="right")
+        ax.set_yticks(range(len(tgt_labels)), tgt_labels)
+        ax.set_xlabel("source")
+        ax.set_ylabel("translation")
+        fig.tight_layout()
+        try:
+            fig.savefig(path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot write {path}: {exc}") from None
+        finally:
+            plt.close(fig)
+
+    def greedy(self, sentences: Sequence[str], batch_size: int = 100) -> list[str]:
+        return [r[0].text for r in self.translate(sentences, batch_size=batch_size)]
+
+
+# ------------------------------------------------------------------- training
+class TranslateTask:
+    """Teacher-forced token cross-entropy; validation adds BLEU from real greedy decoding."""
+
+    def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+                 teacher_forcing: float = 1.0, label_smoothing: float = 0.0,
+                 preview_sources: Sequence[str] = ()):
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+        self.teacher_forcing = teacher_forcing
+        self.label_smoothing = label_smoothing
+        self.preview_sources = list(preview_sources)
+
+    def loss(self, model, batch, carry):
+        src, src_lens, tgt, n_tokens = batch
+        tf = self.teacher_forcing if model.training else 1.0
+        logits = model(src, src_lens, tgt[:, :-1], tf)
+        return masked_token_loss(logits, tgt[:, 1:], self.label_smoothing), n_tokens, None
+
+    def evaluate(self, model, data: ValData) -> dict[str, float]:
+        device = next(model.parameters()).device
+        total, count = 0.0, 0
+        for src, src_lens, tgt, n in data.batches.batches():
+            logits = model(src.to(device), src_lens, tgt[:, :-1].to(device))
+            total += float(masked_token_loss(logits, tgt[:, 1:].to(device)))
+            count += n
+        loss = total / max(1, count)
+        translator = Translator(model, self.src_tokenizer, self.tgt_tokenizer)
+        hyps = translator.greedy(data.sources)
+        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
+                "bleu": corpus_bleu(hyps, data.references)}
+
+    def preview(self, model) -> list[str]:
+        if not self.preview_sources:
+            return []
+        with torch.no_grad():
+            hyps = Translator(model, self.src_tokenizer, self.tgt_tokenizer).greedy(
+                self.preview_sources)
+        return [f"  {s}  →  {h}" for s, h in zip(self.preview_sources, hyps)]
+
+
+def train_translate(
+    train_pairs: PairFile,
+    val_pairs: PairFile | None,
+    model_options: dict,
+    pair_options: PairOptions,
+    train_config: TrainConfig,
+    val_fraction: float = 0.05,
+    val_bleu_sentences: int = 500,
+    teacher_forcing: float = 1.0,
+    label_smoothing: float = 0.0,
+    resume: bool = False,
+    overwrite: bool = False,
+    reporter: ProgressReporter | None = None,
+) -> FitResult:
+    if not 0 < teacher_forcing <= 1:
+        raise UserError("--teacher-forcing must be in (0, 1]")
+    if not 0 <= label_smoothing < 1:
+        raise UserError("--label-smoothing must be in [0, 1)")
+    from_dict(Seq2SeqConfig, {**model_options, "src_vocab": 1, "tgt_vocab": 1})  # check early
+    if pair_options.level not in LEVELS:
+        raise UserError(f"unknown --level {pair_options.level!r}: choose one of "
+                        f"{', '.join(LEVELS)}")
+    out_dir = Path(train_config.out_dir)
+    guard_out_dir(out_dir, resume, overwrite)
+    tokenizers = None
+    if resume:
+        saved = load_checkpoint(out_dir / "last.pt", task=TASK)
+        tokenizers = (tokenizer_from_dict(saved["src_tokenizer"]),
+                      tokenizer_from_dict(saved["tgt_tokenizer"]))
+        model_options = saved["model_config"]
+        pair_options = from_dict(PairOptions, saved["data"]["pair_options"])
+    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    pairs = train_pairs.pairs
+    if val_pairs is None:
+        pairs, held = split_by_source(pairs, val_fraction, train_config.seed)
+    else:
+        held = val_pairs.pairs
+    skipped = train_pairs.skipped + (val_pairs.skipped if val_pairs else 0)
+    if skipped:
+        reporter.message(f"skipped {skipped} bad line{'s' * (skipped != 1)}")
+    data = prepare_translate_data(pairs, held, pair_options, train_config.batch_size,
+                                  train_config.seed, val_bleu_sentences, tokenizers)
+    reporter.message(
+        f"pairs: {len(data.train.sources):,} for training"
+        + (f" ({data.dropped:,} over --max-len {pair_options.max_len} dropped)"
+           if data.dropped else "")
+        + f", {len(held):,} for validation ({len(data.val.sources):,} sources decoded for "
+        f"BLEU); source vocabulary {data.src_tokenizer.describe()}, target vocabulary "
+        f"{data.tgt_tokenizer.describe()}"
+    )
+    config = from_dict(Seq2SeqConfig, {**model_options,
+                                       "src_vocab": data.src_tokenizer.vocab_size,
+                                       "tgt_vocab": data.tgt_tokenizer.vocab_size})
+    torch.manual_seed(train_config.seed)
+    model = Seq2Seq(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    reporter.message(
+        f"model: {config.layers}×{config.hidden} {'bi-' if config.bidirectional else ''}"
+        f"{config.cell} encoder, {config.attention} attention"
+        f"{', input feeding' if config.input_feeding else ''}, {n_params / 1e6:.2f}M "
+        f"parameters, {len(data.train)} batches per epoch")
+    meta = {
+        "task": TASK,
+        "model_config": to_dict(config),
+        "src_tokenizer": data.src_tokenizer.to_dict(),
+        "tgt_tokenizer": data.tgt_tokenizer.to_dict(),
+        "data": {"pair_options": to_dict(pair_options), "teacher_forcing": teacher_forcing,
+                 "label_smoothing": label_smoothing},
+    }
+    task = TranslateTask(data.src_tokenizer, data.tgt_tokenizer, teacher_forcing,
+                         label_smoothing, data.val.sources[:3])
+    trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
+    return trainer.fit(resume=resume)
+
+
+def load_translator(checkpoint: str | Path, device: str = "auto") -> tuple[Translator, dict]:
+    data = load_checkpoint(checkpoint, task=TASK)
+    model = Seq2Seq(from_dict(Seq2SeqConfig, data["model_config"]))
+    model.load_state_dict(data["model_state"])
+    model.to(resolve_device(device)).eval()
+    translator = Translator(model, tokenizer_from_dict(data["src_tokenizer"]),
+                            tokenizer_from_dict(data["tgt_tokenizer"]))
+    return translator, data
+
+
+def evaluate_translations(translator: Translator, pairs: list[tuple[str, str]], beam: int = 5,
+                          alpha: float = 0.6, max_len_ratio: float = 2.0, batch_size: int = 64,
+                          n_examples: int = 5) -> dict:
+    """BLEU (cased and lowercased) and chrF against all references of each distinct source."""
+    if not pairs:
+        raise UserError("no pairs to evaluate")
+    sources, references = group_references(pairs)
+    hyps = [r[0].text for r in translator.translate(sources, beam, alpha, 1, max_len_ratio,
+                                                    batch_size)]
+    return {
+        "bleu": corpus_bleu(hyps, references),
+        "bleu_lowercase": corpus_bleu(hyps, references, lowercase=True),
+        "chrf": corpus_chrf(hyps, references),
+        "sentences": len(sources),
+        "references": len(pairs),
+        "examples": [{"source": s, "reference": r[0], "output": h}
+                     for s, r, h in list(zip(sources, references, hyps))[:n_examples]],
+    }
