@@ -151,21 +151,30 @@ def _read_flickr8k(text: str) -> Iterator[Row]:
 
 
 def _read_csv(text: str) -> Iterator[Row]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
+    lines = text.splitlines()
+    header = next(csv.reader([lines[0]]))
     lowered = [h.strip().lower() for h in header]
-    if "caption" in lowered or "image" in lowered or "image_name" in lowered:
-        image_col = next(i for i, h in enumerate(lowered)
-                         if h in ("image", "image_name", "file", "filename", "file_name"))
-        caption_col = next(i for i, h in enumerate(lowered) if h in ("caption", "comment", "text"))
-        split_col = lowered.index("split") if "split" in lowered else None
-    else:
-        image_col, caption_col, split_col = 0, 1, None
-        reader = csv.reader(io.StringIO(text))
-    for row in reader:
+    has_header = bool({"image", "image_name", "caption", "filename", "file_name"} & set(lowered))
+    if not has_header or len(header) == 2:
+        # image,caption: the caption is everything after the first comma. Kaggle's
+        # captions.txt quotes some captions without escaping the quotes inside them.
+        for line in lines[1 if has_header else 0:]:
+            if not line.strip():
+                continue
+            image, caption = line.split(",", 1)
+            caption = caption.strip()
+            if len(caption) >= 2 and caption[0] == caption[-1] == '"':
+                caption = caption[1:-1].replace('""', '"')
+            yield image.strip(), caption, None
+        return
+    image_col = next(i for i, h in enumerate(lowered)
+                     if h in ("image", "image_name", "file", "filename", "file_name"))
+    caption_col = next(i for i, h in enumerate(lowered) if h in ("caption", "comment", "text"))
+    split_col = lowered.index("split") if "split" in lowered else None
+    for row in csv.reader(io.StringIO("\n".join(lines[1:]))):
         if not row or not any(cell.strip() for cell in row):
             continue
-        split = row[split_col].strip() or None if split_col is not None else None
+        split = (row[split_col].strip() or None) if split_col is not None else None
         yield row[image_col].strip(), row[caption_col], split
 
 

@@ -43,7 +43,9 @@ class ShowAndTell(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = encoder
-        self.image_proj = nn.Linear(config.feature_dim, config.embed)
+        # Features of any backbone, scaled alike: a layer norm on the image embedding.
+        self.image_proj = nn.Sequential(nn.Linear(config.feature_dim, config.embed),
+                                        nn.LayerNorm(config.embed))
         self.embedding = nn.Embedding(config.vocab_size, config.embed)
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = make_rnn(config.cell, config.embed, config.hidden, config.layers,

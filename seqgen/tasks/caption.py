@@ -41,6 +41,7 @@ from seqgen.training import FitResult, Trainer, guard_out_dir, resolve_device
 
 TASK = "caption"
 MAX_LEN = 20
+PRELOAD_BYTES = 512 * 2**20  # keep transformed training images in memory up to this
 
 
 @dataclass
@@ -208,6 +209,9 @@ def train_caption(
         encoder_options = from_dict(EncoderOptions, saved["data"]["encoder_options"])
         model_options = saved["model_config"]
 
+    # The encoder first: a missing extra or unavailable weights is told before any work.
+    feature_dim = int(model_options.get("feature_dim") or 256)
+    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim)
     entries, fmt = read_captions(caption_file, data_options.format)
     entries, skipped = _readable(entries, images_dir)
     if not entries:
@@ -227,8 +231,6 @@ def train_caption(
         + (f"; skipped {len(skipped)} unreadable images" if skipped else ""))
 
     device = resolve_device(train_config.device)
-    feature_dim = int(model_options.get("feature_dim") or 256)
-    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim)
     train_paths = [images_dir / e.image for e in train_entries]
     val_paths = [images_dir / e.image for e in val_entries]
     train_tf = train_transform(info.spec, data_options.augment)
@@ -252,9 +254,14 @@ def train_caption(
         train_images: object = feats[:len(train_paths)]
         val_images = feats[len(train_paths):]
     else:
-        train_images = train_paths
         tf = eval_transform(info.spec)
         val_images = torch.stack([tf(load_image(p)) for p in val_paths])
+        pixels = 4 * val_images[0].numel() * len(train_paths)
+        if not data_options.augment and pixels <= PRELOAD_BYTES:
+            # Fixed transform, small images: decode each image once, keep the tensors.
+            train_images = torch.stack([tf(load_image(p)) for p in train_paths])
+        else:
+            train_images = train_paths
 
     config = from_dict(CaptionConfig, {
         **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
