@@ -298,6 +298,17 @@ def test_train_caption_evaluate_end_to_end(trained, flickr_slice):
     assert result.exit_code == 0 and "caption" in result.stdout
 
 
+def test_resume_continues_a_caption_run(trained, flickr_slice):
+    result = invoke("train-caption", flickr_slice, "--encoder", "small-cnn", "--out", trained,
+                    "--max-steps", 8, "--resume", "--device", "cpu", *TINY)
+    assert result.exit_code == 0, result.output
+    state = torch.load(trained / "last.pt", weights_only=True)["trainer_state"]
+    assert state["step"] == 8
+    again = invoke("train-caption", flickr_slice, "--encoder", "small-cnn", "--out", trained,
+                   "--max-steps", 8, "--device", "cpu", *TINY)
+    assert_user_error(again, "--resume")
+
+
 def test_unreadable_images_are_skipped_with_a_count(tmp_path, flickr_slice):
     entries, _ = read_captions(flickr_slice)
     (flickr_slice.parent / "images" / entries[0].image).write_bytes(b"\xff\xd8broken")

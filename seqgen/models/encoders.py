@@ -43,7 +43,7 @@ class EncoderInfo:
 class SmallCNN(nn.Module):
     """Four conv blocks and a linear map of the 4×4 grid: position survives (for "left of")."""
 
-    def __init__(self, feature_dim: int = 256, width: int = 32):
+    def __init__(self, feature_dim: int = 256, width: int = 16):
         super().__init__()
         layers: list[nn.Module] = []
         channels = 3
