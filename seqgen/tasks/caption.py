@@ -313,7 +313,11 @@ def load_captioner(checkpoint: str | Path, device: str = "auto"
     config = from_dict(CaptionConfig, data["model_config"])
     encoder, _ = build_encoder(config.encoder, pretrained=False, feature_dim=config.feature_dim)
     model = ShowAndTell(config, encoder)
-    model.load_state_dict(data["model_state"])
+    try:
+        model.load_state_dict(data["model_state"])
+    except RuntimeError:
+        raise UserError(f"{checkpoint}: its weights do not fit this seqgen's captioner "
+                        "(written by another version?)") from None
     model.to(resolve_device(device)).eval()
     spec = TransformSpec.from_dict(data["data"]["transform"])
     return model, tokenizer_from_dict(data["tokenizer"]), spec, data
