@@ -285,7 +285,8 @@ def train_caption_cmd(
         "--finetune-encoder", help="Train the encoder too (end to end; no feature cache).")
     ] = False,
     encoder_lr: Annotated[float | None, typer.Option(
-        "--encoder-lr", help="Learning rate of a fine-tuned encoder (default: --lr / 10).")
+        "--encoder-lr", help="Learning rate of a trained encoder (default: --lr / 10 for "
+        "a pretrained one, --lr for small-cnn).")
     ] = None,
     augment: Annotated[bool, typer.Option(
         "--augment/--no-augment", help="Random crops and flips of training images "
@@ -333,7 +334,7 @@ def train_caption_cmd(
                                       feature_cache=feature_cache, val_images=val_images)
     encoder_options = EncoderOptions(encoder, pretrained,
                                      str(encoder_weights) if encoder_weights else None,
-                                     finetune_encoder, encoder_lr or lr / 10)
+                                     finetune_encoder, encoder_lr)
     model_options = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     result = train_caption(captions, images, model_options, data_options, encoder_options,
                            config, resume, overwrite, cache_dir)

@@ -398,3 +398,16 @@ def test_scenes_are_rendered_for_the_demo(tmp_path):
     assert len(unseen) == 5 and all(p.exists() for p, _ in unseen)
     assert len(train_captions) == 20
     assert [s.english() for s in scenes(20, 1)] == [r[1] for r in rows[1:]]
+
+
+def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
+    from rich.console import Console
+
+    from seqgen.demo import demo_captioning
+
+    console = Console(file=open(tmp_path / "out.txt", "w"), width=100)  # noqa: SIM115
+    exact = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_train=40, n_unseen=4)
+    console.file.close()
+    text = (tmp_path / "out.txt").read_text()
+    assert 0 <= exact <= 1 and "unseen scenes captioned exactly" in text
+    assert (tmp_path / "caption" / "best.pt").exists()

@@ -266,7 +266,8 @@ def train_caption(
     config = from_dict(CaptionConfig, {
         **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
         "encoder": info.name, "finetune_encoder": trainable,
-        "encoder_lr": encoder_options.encoder_lr})
+        "encoder_lr": encoder_options.encoder_lr or (
+            train_config.lr / 10 if info.pretrained else train_config.lr)})
     torch.manual_seed(train_config.seed)
     model = ShowAndTell(config, encoder)
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
