@@ -493,6 +493,171 @@ def evaluate_translate_cmd(
                   f"output     {ex['output']}", markup=False)
 
 
+# ---------------------------------------------------------------- captioning
+CaptionCheckpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
+CaptionFormat = Annotated[str, typer.Option(
+    "--format", help="Caption file layout: auto, coco, karpathy, flickr8k, csv or jsonl.")]
+ImagesDir = Annotated[Path | None, typer.Option(
+    "--images", help="Folder the caption file's image names are relative to "
+    "(default: an images/ folder beside it, else its folder).")]
+
+
+@command("train-caption")
+def train_caption_cmd(
+    captions: Annotated[Path, typer.Argument(help="Caption file (COCO, Karpathy JSON, "
+                                             "Flickr8k.token.txt, CSV or JSONL).")],
+    images: ImagesDir = None,
+    fmt: CaptionFormat = "auto",
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", help="Share of images held out when the file has no split.")] = 0.05,
+    min_freq: Annotated[int, typer.Option(
+        "--min-freq", help="Drop caption words seen fewer times.")] = 3,
+    encoder: Annotated[str, typer.Option(
+        "--encoder", help="efficientnet-lite0, small-cnn, or a torchvision backbone: resnet18/34/"
+        "50/101/152, mobilenet_v3_small/large, efficientnet_b0-b3, convnext_tiny, "
+        "regnet_y_400mf, densenet121.")] = "efficientnet-lite0",
+    pretrained: Annotated[bool, typer.Option(
+        "--pretrained/--no-pretrained", help="Start from ImageNet weights.")] = True,
+    encoder_weights: Annotated[Path | None, typer.Option(
+        "--encoder-weights", help="A local state dict for the encoder.")] = None,
+    finetune_encoder: Annotated[bool, typer.Option(
+        "--finetune-encoder", help="Train the encoder too (end to end; no feature cache).")
+    ] = False,
+    encoder_lr: Annotated[float | None, typer.Option(
+        "--encoder-lr", help="Learning rate of a trained encoder (default: --lr / 10 for "
+        "a pretrained one, --lr for small-cnn).")
+    ] = None,
+    augment: Annotated[bool, typer.Option(
+        "--augment/--no-augment", help="Random crops and flips of training images "
+        "(runs the encoder every epoch).")] = False,
+    feature_cache: Annotated[bool, typer.Option(
+        "--feature-cache/--no-feature-cache", help="Cache frozen-encoder features on disk.")
+    ] = True,
+    val_images: Annotated[int, typer.Option(
+        "--val-images", help="Validation images captioned for BLEU at each validation.")] = 200,
+    cell: Cell = "lstm",
+    layers: Layers = 1,
+    hidden: Hidden = 512,
+    embed: Embed = 256,
+    dropout: Dropout = 0.5,
+    out_dir: Out = Path("checkpoints/caption"),
+    batch_size: BatchSize = 32,
+    epochs: Epochs = None,
+    max_steps: MaxSteps = None,
+    time_budget: TimeBudget = None,
+    optimizer: Optimizer = "adamw",
+    lr: Lr = 2e-3,
+    weight_decay: WeightDecay = 0.0,
+    momentum: Momentum = 0.0,
+    schedule: Schedule = "cosine",
+    warmup: Warmup = 50,
+    clip: Clip = 5.0,
+    eval_every: EvalEvery = 200,
+    patience: Patience = None,
+    device: Device = "auto",
+    seed: Seed = 1234,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Train a Show-and-Tell captioner on images and their captions."""
+    from seqgen.tasks.caption import CaptionDataOptions, EncoderOptions, train_caption
+
+    config = train_config(out_dir, batch_size, epochs, max_steps, time_budget, optimizer, lr,
+                          weight_decay, momentum, schedule, warmup, clip, eval_every, patience,
+                          device, seed, quiet, select_metric="bleu4", default_epochs=20)
+    if val_images < 1:
+        raise UserError("--val-images must be positive")
+    data_options = CaptionDataOptions(fmt, val_fraction, min_freq, augment=augment,
+                                      feature_cache=feature_cache, val_images=val_images)
+    encoder_options = EncoderOptions(encoder, pretrained,
+                                     str(encoder_weights) if encoder_weights else None,
+                                     finetune_encoder, encoder_lr)
+    model_options = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
+    result = train_caption(captions, images, model_options, data_options, encoder_options,
+                           config, resume, overwrite, cache_dir)
+    report_fit(result)
+
+
+@command("caption")
+def caption_cmd(
+    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).")],
+    checkpoint: CaptionCheckpoint = Path("checkpoints/caption/best.pt"),
+    beam: Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy.")] = 3,
+    n_best: Annotated[int, typer.Option(
+        "--n-best", help="Captions per image, with their log-probabilities.")] = 1,
+    temp: Annotated[float, typer.Option(
+        "--temp", help="Sample at this temperature instead of searching (0: search).")] = 0.0,
+    alpha: Annotated[float, typer.Option(
+        "--alpha", help="Beam length penalty ((5+|Y|)/6)^alpha; 0 is none.")] = 0.0,
+    max_len: Annotated[int, typer.Option("--max-len", help="Words per caption at most.")] = 20,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable samples.")
+                    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    device: Device = "auto",
+) -> None:
+    """Caption images with a trained captioner."""
+    from seqgen.tasks.caption import caption_files, load_captioner
+
+    model, tokenizer, spec, _ = load_captioner(checkpoint, device)
+    results, skipped = caption_files(model, tokenizer, spec, images, beam, n_best, temp,
+                                     max_len, alpha, seed)
+    if as_json:
+        out.print(json.dumps([{"image": r.image, "captions": [
+            {"caption": text, "logprob": round(lp, 4)} for text, lp in r.captions]}
+            for r in results], ensure_ascii=False), markup=False, soft_wrap=True)
+    else:
+        for r in results:
+            prefix = f"{r.image}: " if len(images) > 1 else ""
+            if n_best == 1:
+                out.print(prefix + r.captions[0][0], markup=False, soft_wrap=True)
+            else:
+                out.print(r.image, markup=False, soft_wrap=True)
+                for text, lp in r.captions:
+                    out.print(f"  {lp:8.3f}  {text}", markup=False, soft_wrap=True)
+    if skipped:
+        sys.stderr.write(f"skipped {len(skipped)} unreadable image(s): "
+                         f"{', '.join(skipped[:5])}\n")
+
+
+@command("evaluate-caption")
+def evaluate_caption_cmd(
+    captions: Annotated[Path, typer.Argument(help="Caption file with the reference captions.")],
+    images: ImagesDir = None,
+    checkpoint: CaptionCheckpoint = Path("checkpoints/caption/best.pt"),
+    fmt: CaptionFormat = "auto",
+    split: Annotated[str, typer.Option(
+        "--split", help="Images to score: auto (test, else val, else all), train, val, test "
+        "or all.")] = "auto",
+    beam: Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy.")] = 3,
+    limit: Annotated[int | None, typer.Option("--limit", help="Score the first N images.")
+                     ] = None,
+    examples: Annotated[int, typer.Option("--examples", help="Example captions to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    device: Device = "auto",
+) -> None:
+    """BLEU-1..4 of a captioner's captions against all reference captions of each image."""
+    from seqgen.tasks.caption import evaluate_captions
+
+    metrics = evaluate_captions(checkpoint, captions, images, fmt, split, beam, limit, device,
+                                examples)
+    if as_json:
+        out.print(json.dumps(metrics, ensure_ascii=False), markup=False, soft_wrap=True)
+        return
+    table = Table(show_header=False, box=None)
+    for n in (1, 2, 3, 4):
+        table.add_row(f"BLEU-{n}", f"{metrics[f'bleu{n}']:.2f}")
+    table.add_row("images", f"{metrics['images']:,} ({metrics['split']} split)")
+    if metrics["skipped"]:
+        table.add_row("unreadable images", str(metrics["skipped"]))
+    out.print(table)
+    for ex in metrics["examples"]:
+        out.print(f"{ex['image']}: {ex['caption']}", markup=False, soft_wrap=True)
+        for ref in ex["references"]:
+            out.print(f"    ref: {ref}", markup=False, soft_wrap=True)
+
+
 @command("info")
 def info_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file.")] = Path(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import re
+import time
 from pathlib import Path
 
 from rich.console import Console
 
 from seqgen.config import TrainConfig
 from seqgen.data.pairs import PairFile
-from seqgen.data.synthetic import COLOURS, KINDS, RELATIONS, scenes
+from seqgen.data.synthetic import COLOURS, KINDS, RELATIONS, scene_key, scenes
 from seqgen.tasks.lm import CorpusOptions, load_lm, sample_text, train_lm
 
 _NP = rf"a (?:small |big )?(?:{'|'.join(COLOURS)}) (?:{'|'.join(KINDS)})"
@@ -45,6 +47,7 @@ def run_demo(out_dir: Path, time_budget: float, device: str, seed: int, out: Con
     out.print(f"{good} of {len(lines)} complete sampled lines are well-formed scene descriptions.")
     out.print(f"Try: seqgen sample --checkpoint {out_dir / 'lm' / 'best.pt'} --temp 0.5")
     demo_translation(out_dir, time_budget, device, seed, out, err)
+    demo_captioning(out_dir, time_budget, device, seed, out, err)
 
 
 def shapes_pairs(count: int, seed: int) -> list[tuple[str, str]]:
@@ -92,3 +95,81 @@ def demo_translation(out_dir: Path, time_budget: float, device: str, seed: int, 
     out.print(f"Try: seqgen translate --checkpoint {out_dir / 'translate' / 'best.pt'} "
               '"a big red star above a small blue circle"')
     return rate
+
+
+def write_shapes_images(folder: Path, n_train: int, n_unseen: int, seed: int = 0,
+                        size: int = 64) -> tuple[Path, list[tuple[Path, str]]]:
+    """Render ``n_train`` scenes with a captions.csv, and ``n_unseen`` other scenes (none
+    equal to a training scene) to caption later. Returns the CSV and the unseen (file, caption)."""
+    images = folder / "images"
+    unseen_dir = folder / "unseen"
+    images.mkdir(parents=True, exist_ok=True)
+    unseen_dir.mkdir(parents=True, exist_ok=True)
+    pool = scenes(n_train + 4 * n_unseen + 100, seed)
+    train = pool[:n_train]
+    seen = {scene_key(s) for s in train}
+    held, held_keys = [], set()
+    for scene in pool[n_train:]:
+        key = scene_key(scene)
+        if key not in seen and key not in held_keys and len(held) < n_unseen:
+            held.append(scene)
+            held_keys.add(key)
+    captions = folder / "captions.csv"
+    with open(captions, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "caption"])
+        for i, scene in enumerate(train):
+            name = f"scene{i:05d}.png"
+            scene.render(size).save(images / name)
+            writer.writerow([name, scene.english()])
+    unseen = []
+    for i, scene in enumerate(held):
+        path = unseen_dir / f"unseen{i:04d}.png"
+        scene.render(size).save(path)
+        unseen.append((path, scene.english()))
+    return captions, unseen
+
+
+def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device: str = "auto",
+                       beam: int = 3) -> tuple[float, list[tuple[str, str, str]]]:
+    """Share of unseen scenes captioned exactly right, and (file, caption, truth) rows."""
+    from seqgen.tasks.caption import caption_files, load_captioner
+
+    model, tokenizer, spec, _ = load_captioner(checkpoint, device)
+    results, _ = caption_files(model, tokenizer, spec, [p for p, _ in unseen], beam)
+    truth = {str(p): c for p, c in unseen}
+    rows = [(r.image, r.captions[0][0], truth[r.image]) for r in results]
+    exact = sum(c == t for _, c, t in rows) / max(1, len(rows))
+    return exact, rows
+
+
+def caption_model_options() -> dict:
+    return dict(cell="lstm", layers=1, hidden=256, embed=64, dropout=0.0, feature_dim=128)
+
+
+def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, out: Console,
+                    err: Console, n_train: int = 3000, n_unseen: int = 100) -> float:
+    """Train the small CNN captioner on rendered scenes; caption scenes it never saw."""
+    from seqgen.tasks.caption import CaptionDataOptions, EncoderOptions, train_caption
+
+    started = time.perf_counter()
+    folder = out_dir / "shapes"
+    captions, unseen = write_shapes_images(folder, n_train, n_unseen, seed)
+    err.print(f"\n[bold]Captioner[/bold] on {n_train:,} rendered scenes in {folder} "
+              f"({time.perf_counter() - started:.0f}s to render; {time_budget:.0f}s of training)")
+    config = TrainConfig(out_dir=str(out_dir / "caption"), batch_size=32,
+                         time_budget=time_budget, lr=3e-3, eval_every=100, device=device,
+                         seed=seed, warmup_steps=20, select_metric="bleu4", clip=5.0)
+    train_caption(captions, folder / "images", caption_model_options(),
+                  CaptionDataOptions(min_freq=1, val_fraction=0.03, val_images=100),
+                  EncoderOptions("small-cnn", pretrained=False), config, overwrite=True)
+    checkpoint = out_dir / "caption" / "best.pt"
+    exact, rows = shapes_exact_match(checkpoint, unseen, device)
+    out.print("\n[bold]Captions of scenes the captioner never saw (beam 3):[/bold]")
+    for image, caption, truth in rows[:6]:
+        mark = "  ✓ " if caption == truth else "  ✗ "
+        out.print(f"{mark}{Path(image).name}: {caption}"
+                  + ("" if caption == truth else f"   (truth: {truth})"), markup=False)
+    out.print(f"{exact:.0%} of {len(rows)} unseen scenes captioned exactly.")
+    out.print(f"Try: seqgen caption {rows[0][0]} -c {checkpoint} --n-best 3 --beam 3")
+    return exact

@@ -20,14 +20,17 @@ def _streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
-                lowercase: bool = False) -> float:
-    """sacreBLEU (13a tokenisation) of ``hypotheses[i]`` against all of ``references[i]``."""
+                max_order: int = 4, lowercase: bool = False, tokenize: str = "13a") -> float:
+    """BLEU-``max_order`` (0–100) of ``hypotheses[i]`` against all of ``references[i]``.
+
+    ``tokenize="none"`` scores texts that are already tokenised and space-joined (captions).
+    """
     from sacrebleu.metrics import BLEU
 
     if not hypotheses:
         return 0.0
-    return float(BLEU(lowercase=lowercase).corpus_score(list(hypotheses),
-                                                        _streams(references)).score)
+    bleu = BLEU(max_ngram_order=max_order, lowercase=lowercase, tokenize=tokenize)
+    return float(bleu.corpus_score(list(hypotheses), _streams(references)).score)
 
 
 def corpus_chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:

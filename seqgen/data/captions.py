@@ -1,0 +1,452 @@
+"""Caption data: file layouts, image loading, the one eval transform, the feature cache, batches.
+
+Caption files come in the layouts people have; ``read_captions`` detects which from the content:
+
+- ``coco``: COCO captions JSON, ``{"images": [{"id", "file_name"}], "annotations": [{"image_id",
+  "caption"}]}``;
+- ``karpathy``: Karpathy split JSON (``dataset_flickr8k.json``, ``dataset_coco.json``), whose
+  ``split`` field (train / restval / val / test) is kept;
+- ``flickr8k``: ``Flickr8k.token.txt``, one ``image.jpg#N<TAB>caption`` per line;
+- ``csv``: ``image,caption`` rows with or without a header (Kaggle's ``captions.txt``);
+- ``jsonl``: one ``{"image": ..., "caption": ...}`` (or ``"captions": [...]``) object per line,
+  with an optional ``"split"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from seqgen.data.pairs import pad_batch
+from seqgen.errors import UserError
+from seqgen.tokenizers import BOS_ID, EOS_ID, WordTokenizer
+
+FORMATS = ("auto", "coco", "karpathy", "flickr8k", "csv", "jsonl")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+@dataclass
+class ImageCaptions:
+    image: str  # file name relative to the images folder
+    captions: list[str] = field(default_factory=list)
+    split: str | None = None
+
+
+# ------------------------------------------------------------------ caption text
+def caption_words(text: str) -> list[str]:
+    """Lowercase, punctuation stripped: "A dog runs ." → ["a", "dog", "runs"]."""
+    return _WORD.findall(text.lower())
+
+
+def normalize_caption(text: str) -> str:
+    return " ".join(caption_words(text))
+
+
+def build_caption_tokenizer(captions: Sequence[str], min_freq: int = 1) -> WordTokenizer:
+    counts: Counter = Counter()
+    for text in captions:
+        counts.update(caption_words(text))
+    return WordTokenizer.from_counts(counts, min_freq=min_freq, lowercase=True, pretokenized=True)
+
+
+def encode_caption(tokenizer: WordTokenizer, text: str) -> list[int]:
+    return tokenizer.encode(normalize_caption(text))
+
+
+# ------------------------------------------------------------------ caption files
+def detect_format(path: Path, text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith("{") or stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return "jsonl"
+        if isinstance(data, dict) and "annotations" in data and "images" in data:
+            return "coco"
+        if isinstance(data, dict) and isinstance(data.get("images"), list):
+            return "karpathy"
+        raise UserError(f"{path}: a JSON file, but neither COCO captions (images + annotations) "
+                        "nor a Karpathy split (images with sentences)")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if re.match(r"^[^\t]+#\d+\t", first):
+        return "flickr8k"
+    if "," in first:
+        return "csv"
+    raise UserError(f"{path}: cannot tell the caption layout; pass --format "
+                    f"({', '.join(FORMATS[1:])})")
+
+
+def read_captions(path: str | Path, fmt: str = "auto") -> tuple[list[ImageCaptions], str]:
+    """Read a caption file into one entry per image (in file order) and the layout it had."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise UserError(f"caption file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a UTF-8 text file") from None
+    if not text.strip():
+        raise UserError(f"{path} is empty")
+    if fmt == "auto":
+        fmt = detect_format(path, text)
+    try:
+        rows = list(_READERS[fmt](text))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise UserError(f"{path} does not read as {fmt} captions ({exc.__class__.__name__}: "
+                        f"{exc})") from None
+    by_image: dict[str, ImageCaptions] = {}
+    for image, caption, split in rows:
+        if not caption_words(caption):
+            continue
+        entry = by_image.setdefault(image, ImageCaptions(image, [], split))
+        entry.captions.append(caption.strip())
+    if not by_image:
+        raise UserError(f"{path} holds no captions (read as {fmt})")
+    return list(by_image.values()), fmt
+
+
+Row = tuple[str, str, "str | None"]
+
+
+def _read_coco(text: str) -> Iterator[Row]:
+    data = json.loads(text)
+    names = {img["id"]: img["file_name"] for img in data["images"]}
+    for ann in data["annotations"]:
+        yield names[ann["image_id"]], str(ann["caption"]), None
+
+
+def _read_karpathy(text: str) -> Iterator[Row]:
+    data = json.loads(text)
+    for img in data["images"]:
+        name = img["filename"]
+        if img.get("filepath"):
+            name = f"{img['filepath']}/{name}"
+        split = img.get("split")
+        split = "train" if split == "restval" else split
+        for sentence in img["sentences"]:
+            yield name, sentence.get("raw") or " ".join(sentence["tokens"]), split
+
+
+def _read_flickr8k(text: str) -> Iterator[Row]:
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, caption = line.split("\t", 1)
+        yield key.rsplit("#", 1)[0], caption, None
+
+
+def _read_csv(text: str) -> Iterator[Row]:
+    lines = text.splitlines()
+    header = next(csv.reader([lines[0]]))
+    lowered = [h.strip().lower() for h in header]
+    has_header = bool({"image", "image_name", "caption", "filename", "file_name"} & set(lowered))
+    if not has_header or len(header) == 2:
+        # image,caption: the caption is everything after the first comma. Kaggle's
+        # captions.txt quotes some captions without escaping the quotes inside them.
+        for line in lines[1 if has_header else 0:]:
+            if not line.strip():
+                continue
+            image, caption = line.split(",", 1)
+            caption = caption.strip()
+            if len(caption) >= 2 and caption[0] == caption[-1] == '"':
+                caption = caption[1:-1].replace('""', '"')
+            yield image.strip(), caption, None
+        return
+    image_col = next(i for i, h in enumerate(lowered)
+                     if h in ("image", "image_name", "file", "filename", "file_name"))
+    caption_col = next(i for i, h in enumerate(lowered) if h in ("caption", "comment", "text"))
+    split_col = lowered.index("split") if "split" in lowered else None
+    for row in csv.reader(io.StringIO("\n".join(lines[1:]))):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        split = (row[split_col].strip() or None) if split_col is not None else None
+        yield row[image_col].strip(), row[caption_col], split
+
+
+def _read_jsonl(text: str) -> Iterator[Row]:
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        image = obj.get("image") or obj.get("file_name") or obj["filename"]
+        captions = obj["captions"] if "captions" in obj else [obj["caption"]]
+        for caption in captions:
+            yield image, str(caption), obj.get("split")
+
+
+_READERS: dict[str, Callable[[str], Iterator[Row]]] = {
+    "coco": _read_coco, "karpathy": _read_karpathy, "flickr8k": _read_flickr8k,
+    "csv": _read_csv, "jsonl": _read_jsonl,
+}
+
+
+def split_images(entries: list[ImageCaptions], val_fraction: float = 0.05, seed: int = 0,
+                 ) -> tuple[list[ImageCaptions], list[ImageCaptions], str]:
+    """Train / validation images: the file's own split when it has one, else a held-out share."""
+    if any(e.split for e in entries):
+        train = [e for e in entries if e.split == "train"]
+        val = [e for e in entries if e.split == "val"] or [e for e in entries if e.split == "test"]
+        if train and val:
+            return train, val, "split field"
+    if not 0 < val_fraction < 1:
+        raise UserError("--val-fraction must be between 0 and 1")
+    order = list(range(len(entries)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(entries) * val_fraction))
+    if len(entries) - n_val < 1:
+        raise UserError("too few images to hold some out for validation: add images")
+    held = set(order[:n_val])
+    train = [e for i, e in enumerate(entries) if i not in held]
+    val = [e for i, e in enumerate(entries) if i in held]
+    return train, val, f"{val_fraction:.0%} of images held out"
+
+
+# ------------------------------------------------------------------ images
+def load_image(path: str | Path) -> Image.Image:
+    """Any readable image as RGB, upright (EXIF rotation applied), transparency on white."""
+    with Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode == "I;16" or image.mode == "I":
+        image = image.point(lambda v: v / 256).convert("L")
+    return image.convert("RGB")
+
+
+def try_load_image(path: str | Path) -> Image.Image | None:
+    try:
+        return load_image(path)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Resize (shorter side), centre crop, normalise: saved in the checkpoint."""
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict:
+        return {"resize": self.resize, "crop": self.crop, "mean": list(self.mean),
+                "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TransformSpec:
+        return cls(int(data["resize"]), int(data["crop"]), tuple(data["mean"]),
+                   tuple(data["std"]))
+
+
+def eval_transform(spec: TransformSpec):
+    """The one transform used for validation, caption time and cached features."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Resize(spec.resize, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+        T.CenterCrop(spec.crop),
+        T.ToTensor(),
+        T.Normalize(spec.mean, spec.std),
+    ])
+
+
+def train_transform(spec: TransformSpec, augment: bool):
+    """Training images: the eval transform, or with ``augment`` a random crop and a flip."""
+    if not augment:
+        return eval_transform(spec)
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.RandomResizedCrop(spec.crop, scale=(0.6, 1.0), antialias=True),
+        T.RandomHorizontalFlip(),
+        T.ToTensor(),
+        T.Normalize(spec.mean, spec.std),
+    ])
+
+
+@dataclass
+class ImageSet:
+    """The readable images of a dataset (paths) and how many were skipped."""
+
+    paths: list[Path]
+    skipped: list[str]
+
+
+def check_images(images_dir: Path, names: Sequence[str]) -> ImageSet:
+    """Keep the images that exist and decode; count the others."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise UserError(f"image folder not found: {images_dir}")
+    paths, skipped = [], []
+    for name in names:
+        path = images_dir / name
+        try:
+            with Image.open(path) as image:
+                image.verify()
+            paths.append(path)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            skipped.append(name)
+    return ImageSet(paths, skipped)
+
+
+# ------------------------------------------------------------------ feature cache
+def file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+class FeatureCache:
+    """Pooled encoder features of image files, one small .npy file per image.
+
+    The folder is keyed by the encoder identity (name, weights, transform); each file by the
+    image's path, size and modification time, so an edited image is encoded again.
+    """
+
+    def __init__(self, root: Path, encoder_key: str):
+        digest = hashlib.sha256(encoder_key.encode()).hexdigest()[:20]
+        self.dir = Path(root) / "features" / digest
+
+    def _file(self, path: Path) -> Path:
+        return self.dir / (hashlib.sha256(file_key(path).encode()).hexdigest()[:32] + ".npy")
+
+    def get(self, path: Path) -> np.ndarray | None:
+        file = self._file(path)
+        try:
+            return np.load(file)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, path: Path, features: np.ndarray) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        file = self._file(path)
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, features.astype(np.float32))
+        os.replace(tmp, file)
+
+
+@torch.no_grad()
+def encode_images(encoder: torch.nn.Module, paths: Sequence[Path], transform,
+                  device: torch.device, batch_size: int = 32,
+                  cache: FeatureCache | None = None,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  ) -> tuple[torch.Tensor, list[int], int]:
+    """Pooled features of ``paths`` (N, F) on the CPU, the indices that could not be read,
+    and how many came from the cache."""
+    encoder.eval()
+    features: list[torch.Tensor | None] = [None] * len(paths)
+    failed: list[int] = []
+    todo: list[int] = []
+    hits = 0
+    for i, path in enumerate(paths):
+        cached = cache.get(path) if cache else None
+        if cached is not None:
+            features[i] = torch.from_numpy(cached)
+            hits += 1
+        else:
+            todo.append(i)
+    for start in range(0, len(todo), batch_size):
+        chunk, tensors = [], []
+        for i in todo[start:start + batch_size]:
+            image = try_load_image(paths[i])
+            if image is None:
+                failed.append(i)
+                continue
+            chunk.append(i)
+            tensors.append(transform(image))
+        if tensors:
+            out = encoder(torch.stack(tensors).to(device)).float().cpu()
+            for i, row in zip(chunk, out):
+                features[i] = row.clone()
+                if cache:
+                    cache.put(paths[i], row.numpy())
+        if on_progress:
+            on_progress(min(start + batch_size, len(todo)), len(todo))
+    dim = next((f.numel() for f in features if f is not None), 0)
+    stacked = torch.stack([f if f is not None else torch.zeros(dim) for f in features]) \
+        if features else torch.zeros(0, dim)
+    return stacked, sorted(failed), hits
+
+
+# ------------------------------------------------------------------ batches
+
+
+def caption_tensors(ids: Sequence[int], max_len: int) -> tuple[list[int], list[int]]:
+    """Decoder input ``<bos> w1..wn`` and target ``w1..wn <eos>`` (words cut at ``max_len``)."""
+    ids = list(ids[:max_len])
+    return [BOS_ID, *ids], [*ids, EOS_ID]
+
+
+class CaptionBatches:
+    """(image, caption) pairs in shuffled batches, the same order for the same epoch.
+
+    ``images`` is either a (N, F) feature tensor (cached encoder output) or a list of image
+    paths, loaded and transformed per batch (a trained encoder or augmentation).
+    Each batch is ``(images_or_features, inputs, targets)``.
+    """
+
+    def __init__(self, images, pairs: Sequence[tuple[int, list[int]]], batch_size: int,
+                 seed: int = 0, shuffle: bool = True, transform=None, max_len: int = 20,
+                 drop_last: bool = False):
+        self.images = images
+        self.pairs = list(pairs)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.transform = transform
+        self.max_len = max_len
+        self.drop_last = drop_last and len(self.pairs) >= batch_size
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.pairs) // self.batch_size
+        return (len(self.pairs) + self.batch_size - 1) // self.batch_size
+
+    def _order(self, epoch: int) -> list[int]:
+        if not self.shuffle:
+            return list(range(len(self.pairs)))
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        return torch.randperm(len(self.pairs), generator=generator).tolist()
+
+    def batch(self, indices: Sequence[int], epoch: int = 0, number: int = 0):
+        image_ids = [self.pairs[i][0] for i in indices]
+        inputs, targets = zip(*(caption_tensors(self.pairs[i][1], self.max_len)
+                                for i in indices))
+        if isinstance(self.images, torch.Tensor):
+            images = self.images[torch.as_tensor(image_ids)]
+        else:
+            # Augmentation draws from torch's global generator: seed it per batch, so a
+            # resumed run sees the same crops, without disturbing the trainer's own stream.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed * 1_000_003 + epoch * 100_003 + number)
+                images = torch.stack([self.transform(load_image(self.images[j]))
+                                      for j in image_ids])
+        return images, pad_batch(inputs)[0], pad_batch(targets)[0]
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator:
+        order = self._order(epoch)
+        for b in range(start, len(self)):
+            yield self.batch(order[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)

@@ -1,0 +1,405 @@
+"""Image captioning: the glue between caption files, encoder, Show-and-Tell decoder, trainer
+and decoding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from seqgen.checkpoint import load_checkpoint
+from seqgen.config import TrainConfig, from_dict, to_dict
+from seqgen.data.captions import (
+    CaptionBatches,
+    FeatureCache,
+    ImageCaptions,
+    TransformSpec,
+    check_images,
+    encode_caption,
+    encode_images,
+    eval_transform,
+    load_image,
+    normalize_caption,
+    read_captions,
+    split_images,
+    train_transform,
+    try_load_image,
+)
+from seqgen.data.text import default_cache_dir
+from seqgen.decoding import Hypothesis, beam_search, sample_search
+from seqgen.errors import UserError
+from seqgen.metrics import corpus_bleu
+from seqgen.models.captioner import CaptionConfig, ShowAndTell
+from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze
+from seqgen.progress import ProgressReporter
+from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
+from seqgen.training import FitResult, Trainer, guard_out_dir, resolve_device
+
+TASK = "caption"
+MAX_LEN = 20
+PRELOAD_BYTES = 512 * 2**20  # keep transformed training images in memory up to this
+
+
+@dataclass
+class CaptionDataOptions:
+    format: str = "auto"
+    val_fraction: float = 0.05
+    min_freq: int = 3
+    max_len: int = MAX_LEN  # caption words kept for training
+    augment: bool = False
+    feature_cache: bool = True
+    val_images: int = 200  # validation images decoded for BLEU at each validation
+
+
+@dataclass
+class EncoderOptions:
+    name: str = "efficientnet-lite0"
+    pretrained: bool = True
+    weights_file: str | None = None
+    finetune: bool = False
+    encoder_lr: float | None = None
+
+
+@dataclass
+class ValData:
+    images: torch.Tensor  # features (N, F), or transformed images (N, 3, H, W)
+    references: list[list[str]]  # normalised captions per image
+    names: list[str]
+    batches: CaptionBatches
+
+
+# ------------------------------------------------------------------ decoding
+def decode_images(model: ShowAndTell, images: torch.Tensor, beam: int = 3, n_best: int = 1,
+                  temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
+                  generator: torch.Generator | None = None, batch_size: int = 64,
+                  ) -> list[list[Hypothesis]]:
+    """Captions of images or features: beam search (beam > 1), greedy, or sampling
+    (temperature > 0, ``n_best`` samples each)."""
+    device = next(model.parameters()).device
+    never = torch.tensor([PAD_ID, UNK_ID, BOS_ID], device=device)
+
+    def step(tokens, state):
+        logits, state = model.step(tokens, state)
+        return logits.float().index_fill(-1, never, float("-inf")), state
+
+    results: list[list[Hypothesis]] = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, images.size(0), batch_size):
+            chunk = images[start:start + batch_size].to(device)
+            state = model.start(chunk)
+            B = chunk.size(0)
+            if temperature > 0:
+                repeat = max(1, n_best)
+                state = model.reorder(state, torch.arange(B, device=device).repeat_interleave(
+                    repeat))
+                hyps = sample_search(step, state, B * repeat, BOS_ID, EOS_ID, max_len, device,
+                                     temperature=temperature, generator=generator)
+                for b in range(B):
+                    group = hyps[b * repeat:(b + 1) * repeat]
+                    results.append(sorted(group, key=lambda h: h.logprob, reverse=True))
+            elif beam > 1:
+                results += beam_search(step, model.reorder, state, B, BOS_ID, EOS_ID, max_len,
+                                       beam, alpha, n_best, device)
+            else:
+                results += [[h] for h in sample_search(step, state, B, BOS_ID, EOS_ID, max_len,
+                                                       device)]
+    model.train(was_training)
+    return results
+
+
+def bleu_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
+    return {f"bleu{n}": corpus_bleu(hypotheses, references, n, tokenize="none")
+            for n in (1, 2, 3, 4)}
+
+
+# ------------------------------------------------------------------ task
+class CaptionTask:
+    """Word cross-entropy under teacher forcing; validated by BLEU of greedy captions."""
+
+    def __init__(self, tokenizer: Tokenizer, max_len: int = MAX_LEN, n_preview: int = 3):
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+        self.n_preview = n_preview
+        self.val: ValData | None = None
+
+    def loss(self, model, batch, carry):
+        images, inputs, targets = batch
+        logits = model(images, inputs)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                               ignore_index=PAD_ID, reduction="sum")
+        return loss, int((targets != PAD_ID).sum()), None
+
+    def evaluate(self, model, data: ValData) -> dict[str, float]:
+        self.val = data
+        total, count = 0.0, 0
+        for batch in data.batches.batches():
+            device = next(model.parameters()).device
+            batch = tuple(t.to(device) for t in batch)
+            loss, n, _ = self.loss(model, batch, None)
+            total, count = total + float(loss), count + n
+        hyps = [h[0].tokens for h in decode_images(model, data.images, beam=1,
+                                                   max_len=self.max_len)]
+        texts = [self.tokenizer.decode(t) for t in hyps]
+        scores = bleu_scores(texts, data.references)
+        return {"loss": total / max(1, count), "bleu1": scores["bleu1"],
+                "bleu4": scores["bleu4"]}
+
+    def preview(self, model) -> list[str]:
+        if self.val is None:
+            return []
+        n = min(self.n_preview, len(self.val.names))
+        hyps = decode_images(model, self.val.images[:n], beam=1, max_len=self.max_len)
+        return [f"  {self.val.names[i]}: {self.tokenizer.decode(hyps[i][0].tokens)}  "
+                f"(ref: {self.val.references[i][0]})" for i in range(n)]
+
+
+# ------------------------------------------------------------------ training
+def _pairs(entries: Sequence[ImageCaptions], tokenizer: Tokenizer) -> list[tuple[int, list[int]]]:
+    return [(i, encode_caption(tokenizer, c)) for i, e in enumerate(entries) for c in e.captions]
+
+
+def _readable(entries: list[ImageCaptions], images_dir: Path) -> tuple[list[ImageCaptions],
+                                                                       list[str]]:
+    checked = check_images(images_dir, [e.image for e in entries])
+    bad = set(checked.skipped)
+    return [e for e in entries if e.image not in bad], checked.skipped
+
+
+def default_images_dir(caption_file: Path) -> Path:
+    """``--images`` default: an ``images`` folder beside the caption file, else its folder."""
+    beside = caption_file.parent / "images"
+    return beside if beside.is_dir() else caption_file.parent
+
+
+def prepare_encoder(options: EncoderOptions, feature_dim: int = 256):
+    encoder, info = build_encoder(options.name, options.pretrained,
+                                  Path(options.weights_file) if options.weights_file else None,
+                                  feature_dim)
+    trainable = options.finetune or not info.pretrained and options.name == SMALL_CNN
+    if not trainable:
+        freeze(encoder)
+    return encoder, info, trainable
+
+
+def train_caption(
+    caption_file: str | Path,
+    images_dir: str | Path | None,
+    model_options: dict,
+    data_options: CaptionDataOptions,
+    encoder_options: EncoderOptions,
+    train_config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    cache_dir: Path | None = None,
+    reporter: ProgressReporter | None = None,
+) -> FitResult:
+    out_dir = Path(train_config.out_dir)
+    guard_out_dir(out_dir, resume, overwrite)
+    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    caption_file = Path(caption_file)
+    images_dir = Path(images_dir) if images_dir else default_images_dir(caption_file)
+    saved = load_checkpoint(out_dir / "last.pt", task=TASK) if resume else None
+    if saved:
+        data_options = from_dict(CaptionDataOptions, saved["data"]["options"])
+        encoder_options = from_dict(EncoderOptions, saved["data"]["encoder_options"])
+        model_options = saved["model_config"]
+
+    # The encoder first: a missing extra or unavailable weights is told before any work.
+    feature_dim = int(model_options.get("feature_dim") or 256)
+    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim)
+    entries, fmt = read_captions(caption_file, data_options.format)
+    entries, skipped = _readable(entries, images_dir)
+    if not entries:
+        raise UserError(f"no readable image in {images_dir} for the captions in {caption_file}")
+    train_entries, val_entries, how = split_images(entries, data_options.val_fraction,
+                                                   train_config.seed)
+    val_entries = val_entries[:data_options.val_images]
+    if saved:
+        tokenizer = tokenizer_from_dict(saved["tokenizer"])
+    else:
+        tokenizer = _caption_tokenizer([c for e in train_entries for c in e.captions],
+                                       data_options.min_freq)
+    n_captions = sum(len(e.captions) for e in train_entries)
+    reporter.message(
+        f"captions: {fmt} layout, {len(train_entries)} training images ({n_captions} captions), "
+        f"{len(val_entries)} validation images ({how}), vocabulary {tokenizer.describe()}"
+        + (f"; skipped {len(skipped)} unreadable images" if skipped else ""))
+
+    device = resolve_device(train_config.device)
+    train_paths = [images_dir / e.image for e in train_entries]
+    val_paths = [images_dir / e.image for e in val_entries]
+    train_tf = train_transform(info.spec, data_options.augment)
+    use_features = not trainable and not data_options.augment
+    if use_features:
+        cache = None
+        if data_options.feature_cache:
+            root = Path(cache_dir or default_cache_dir())
+            cache = FeatureCache(root, f"{info.name}|{info.weights_id}|{info.spec.to_dict()}")
+        started = time.perf_counter()
+        encoder.to(device)
+        feats, failed, hits = encode_images(encoder, train_paths + val_paths,
+                                            eval_transform(info.spec), device, cache=cache)
+        encoder.cpu()
+        if failed:  # passed verify() but would not decode
+            raise UserError(f"{len(failed)} images could not be decoded, e.g. "
+                            f"{(train_paths + val_paths)[failed[0]]}")
+        reporter.message(f"features: {info.name}, {feats.size(1)} per image, "
+                         f"{hits} of {feats.size(0)} from the cache, "
+                         f"{time.perf_counter() - started:.1f}s")
+        train_images: object = feats[:len(train_paths)]
+        val_images = feats[len(train_paths):]
+    else:
+        tf = eval_transform(info.spec)
+        val_images = torch.stack([tf(load_image(p)) for p in val_paths])
+        pixels = 4 * val_images[0].numel() * len(train_paths)
+        if not data_options.augment and pixels <= PRELOAD_BYTES:
+            # Fixed transform, small images: decode each image once, keep the tensors.
+            train_images = torch.stack([tf(load_image(p)) for p in train_paths])
+        else:
+            train_images = train_paths
+
+    config = from_dict(CaptionConfig, {
+        **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
+        "encoder": info.name, "finetune_encoder": trainable,
+        "encoder_lr": encoder_options.encoder_lr or (
+            train_config.lr / 10 if info.pretrained else train_config.lr)})
+    torch.manual_seed(train_config.seed)
+    model = ShowAndTell(config, encoder)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
+    max_len = data_options.max_len
+    train_data = CaptionBatches(train_images, _pairs(train_entries, tokenizer),
+                                train_config.batch_size, seed=train_config.seed,
+                                transform=train_tf, max_len=max_len)
+    val_refs = [[normalize_caption(c) for c in e.captions] for e in val_entries]
+    val_batches = CaptionBatches(val_images, _pairs(val_entries, tokenizer), 256,
+                                 shuffle=False, max_len=max_len)
+    val = ValData(val_images, val_refs, [e.image for e in val_entries], val_batches)
+    reporter.message(
+        f"model: {info.name} encoder ({'trained' if trainable else 'frozen'}"
+        f"{', cached features' if use_features else ''}), {config.layers}×{config.hidden} "
+        f"{config.cell} decoder, {n_params / 1e6:.2f}M decoder parameters, "
+        f"{len(train_data)} batches per epoch")
+    meta = {
+        "task": TASK,
+        "model_config": to_dict(config),
+        "tokenizer": tokenizer.to_dict(),
+        "data": {"transform": info.spec.to_dict(), "format": fmt,
+                 "options": to_dict(data_options), "encoder_options": to_dict(encoder_options),
+                 "encoder_weights": info.weights_id, "max_len": max_len},
+    }
+    task = CaptionTask(tokenizer, MAX_LEN)
+    task.val = val
+    trainer = Trainer(model, task, train_data, val, train_config, meta, reporter)
+    return trainer.fit(resume=resume)
+
+
+def _caption_tokenizer(captions: Sequence[str], min_freq: int):
+    from seqgen.data.captions import build_caption_tokenizer
+
+    tokenizer = build_caption_tokenizer(captions, min_freq)
+    if tokenizer.vocab_size <= 4:
+        raise UserError("no caption word is frequent enough: lower --min-freq")
+    return tokenizer
+
+
+# ------------------------------------------------------------------ using a trained model
+def load_captioner(checkpoint: str | Path, device: str = "auto"
+                   ) -> tuple[ShowAndTell, Tokenizer, TransformSpec, dict]:
+    data = load_checkpoint(checkpoint, task=TASK)
+    config = from_dict(CaptionConfig, data["model_config"])
+    encoder, _ = build_encoder(config.encoder, pretrained=False, feature_dim=config.feature_dim)
+    model = ShowAndTell(config, encoder)
+    try:
+        model.load_state_dict(data["model_state"])
+    except RuntimeError:
+        raise UserError(f"{checkpoint}: its weights do not fit this seqgen's captioner "
+                        "(written by another version?)") from None
+    model.to(resolve_device(device)).eval()
+    spec = TransformSpec.from_dict(data["data"]["transform"])
+    return model, tokenizer_from_dict(data["tokenizer"]), spec, data
+
+
+@dataclass
+class Captioned:
+    image: str
+    captions: list[tuple[str, float]]  # text, log-probability; best first
+
+
+def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
+                  paths: Sequence[Path], beam: int = 3, n_best: int = 1,
+                  temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
+                  seed: int | None = None, batch_size: int = 16,
+                  ) -> tuple[list[Captioned], list[str]]:
+    """Caption image files; returns the captions and the files that could not be read."""
+    if beam < 1 or n_best < 1 or max_len < 1:
+        raise UserError("--beam, --n-best and --max-len must be positive")
+    if temperature < 0:
+        raise UserError("--temp cannot be negative")
+    if temperature == 0 and n_best > beam:
+        raise UserError(f"--n-best {n_best} needs --beam {n_best} or more (or sampling, --temp)")
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    transform = eval_transform(spec)
+    results, skipped = [], []
+    for start in range(0, len(paths), batch_size):
+        names, tensors = [], []
+        for path in paths[start:start + batch_size]:
+            image = try_load_image(path)
+            if image is None:
+                skipped.append(str(path))
+                continue
+            names.append(str(path))
+            tensors.append(transform(image))
+        if not tensors:
+            continue
+        hyps = decode_images(model, torch.stack(tensors), beam, n_best, temperature, max_len,
+                             alpha, generator)
+        for name, group in zip(names, hyps):
+            results.append(Captioned(name, [(tokenizer.decode(h.tokens), h.logprob)
+                                            for h in group]))
+    if not results:
+        raise UserError(f"no readable image among the {len(paths)} given")
+    return results, skipped
+
+
+def evaluate_captions(checkpoint: str | Path, caption_file: str | Path,
+                      images_dir: str | Path | None, fmt: str = "auto", split: str = "auto",
+                      beam: int = 3, limit: int | None = None, device: str = "auto",
+                      n_examples: int = 5) -> dict:
+    """BLEU-1..4 of the model's captions against all references of each image."""
+    model, tokenizer, spec, _ = load_captioner(checkpoint, device)
+    caption_file = Path(caption_file)
+    images_dir = Path(images_dir) if images_dir else default_images_dir(caption_file)
+    entries, fmt = read_captions(caption_file, fmt)
+    splits = {e.split for e in entries if e.split}
+    if split == "auto":
+        split = "test" if "test" in splits else "val" if "val" in splits else "all"
+    if split != "all":
+        if split not in splits:
+            raise UserError(f"{caption_file} has no {split!r} split "
+                            f"(it has: {', '.join(sorted(splits)) or 'no split field'})")
+        entries = [e for e in entries if e.split == split]
+    if limit:
+        entries = entries[:limit]
+    results, skipped = caption_files(model, tokenizer, spec,
+                                     [images_dir / e.image for e in entries], beam)
+    by_path = {r.image: r for r in results}
+    hyps, refs, examples = [], [], []
+    for e in entries:
+        r = by_path.get(str(images_dir / e.image))
+        if r is None:
+            continue
+        hyps.append(normalize_caption(r.captions[0][0]))
+        refs.append([normalize_caption(c) for c in e.captions])
+        if len(examples) < n_examples:
+            examples.append({"image": e.image, "caption": r.captions[0][0],
+                             "references": e.captions[:3]})
+    return {**bleu_scores(hyps, refs), "images": len(hyps), "skipped": len(skipped),
+            "split": split, "examples": examples}

@@ -1,0 +1,415 @@
+import csv
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from seqgen.cli import app
+from seqgen.data.captions import (
+    FeatureCache,
+    TransformSpec,
+    build_caption_tokenizer,
+    caption_words,
+    check_images,
+    encode_images,
+    eval_transform,
+    load_image,
+    read_captions,
+    split_images,
+    train_transform,
+)
+from seqgen.data.synthetic import scenes
+from seqgen.errors import UserError
+from seqgen.metrics import corpus_bleu
+from seqgen.models.captioner import CaptionConfig, ShowAndTell
+from seqgen.models.encoders import build_encoder, freeze
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+runner = CliRunner()
+FLICKR = SHARED_DATA / "flickr8k-mini"
+HAS_LITE0 = importlib.util.find_spec("efficientnet_lite_pytorch") is not None
+TINY = ["--layers", "1", "--hidden", "32", "--embed", "16", "--batch-size", "8", "--quiet"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_user_error(result, text):
+    assert result.exit_code == 2, result.output
+    assert text in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def flickr():
+    if not FLICKR.exists():
+        pytest.skip("../shared/data is not beside the project")
+    return FLICKR
+
+
+@pytest.fixture
+def flickr_slice(tmp_path, flickr):
+    """12 real Flickr8k photos and their captions as a Kaggle-style captions.txt."""
+    entries, _ = read_captions(flickr / "captions.txt")
+    images = tmp_path / "images"
+    images.mkdir()
+    path = tmp_path / "captions.txt"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "caption"])
+        for entry in entries[:12]:
+            shutil.copy(flickr / "images" / entry.image, images / entry.image)
+            for caption in entry.captions:
+                writer.writerow([entry.image, caption])
+    return path
+
+
+# ------------------------------------------------------------------ caption files
+LAYOUTS = {
+    "coco": json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+        "annotations": [{"image_id": 1, "caption": "A dog runs."},
+                        {"image_id": 2, "caption": "Two cats sleep"},
+                        {"image_id": 1, "caption": "a brown dog"}]}),
+    "karpathy": json.dumps({"images": [
+        {"filename": "a.jpg", "split": "train", "sentences": [
+            {"raw": "A dog runs.", "tokens": ["a", "dog", "runs"]},
+            {"raw": "a brown dog", "tokens": ["a", "brown", "dog"]}]},
+        {"filename": "b.jpg", "split": "val", "sentences": [
+            {"raw": "Two cats sleep", "tokens": ["two", "cats", "sleep"]}]}]}),
+    "flickr8k": "a.jpg#0\tA dog runs.\nb.jpg#0\tTwo cats sleep\na.jpg#1\ta brown dog\n",
+    "csv": "image,caption\na.jpg,A dog runs.\nb.jpg,Two cats sleep\na.jpg,\"a brown dog\"\n",
+    "jsonl": '{"image": "a.jpg", "caption": "A dog runs."}\n'
+             '{"image": "b.jpg", "captions": ["Two cats sleep"]}\n'
+             '{"image": "a.jpg", "caption": "a brown dog"}\n',
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_each_caption_layout_is_detected_and_read(tmp_path, layout):
+    path = tmp_path / "captions.data"
+    path.write_text(LAYOUTS[layout], encoding="utf-8")
+    entries, fmt = read_captions(path)
+    assert fmt == layout
+    assert [(e.image, e.captions) for e in entries] == [
+        ("a.jpg", ["A dog runs.", "a brown dog"]), ("b.jpg", ["Two cats sleep"])]
+    assert read_captions(path, layout)[1] == layout  # --format forces the same reader
+    if layout == "karpathy":
+        train, val, how = split_images(entries)
+        assert [e.image for e in train] == ["a.jpg"] and [e.image for e in val] == ["b.jpg"]
+
+
+def test_csv_without_header_and_forced_wrong_format(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("a.jpg,a dog\nb.jpg,a cat\n", encoding="utf-8")
+    entries, fmt = read_captions(path)
+    assert fmt == "csv" and [e.image for e in entries] == ["a.jpg", "b.jpg"]
+    with pytest.raises(UserError, match="coco"):
+        read_captions(path, "coco")
+
+
+def test_the_three_real_flickr_layouts_agree(flickr):
+    read = {name: {e.image: e.captions for e in read_captions(flickr / name)[0]}
+            for name in ("Flickr8k.token.txt", "captions.txt", "dataset_flickr8k.json")}
+    assert len(read["captions.txt"]) == 866
+    assert read["Flickr8k.token.txt"] == read["captions.txt"] == read["dataset_flickr8k.json"]
+    entries, _ = read_captions(flickr / "dataset_flickr8k.json")
+    train, val, how = split_images(entries)
+    assert (len(train), len(val), how) == (753, 113, "split field")
+
+
+def test_caption_words_are_lowercased_without_punctuation():
+    assert caption_words("A dog, running (fast)!  Isn't it ?") == \
+        ["a", "dog", "running", "fast", "isn't", "it"]
+    tok = build_caption_tokenizer(["a dog", "A dog .", "a cat"], min_freq=2)
+    assert tok.itos[4:] == ["a", "dog"]
+    assert tok.decode(tok.encode("a dog")) == "a dog"
+
+
+def test_held_out_fraction_without_split_field():
+    from seqgen.data.captions import ImageCaptions
+
+    entries = [ImageCaptions(f"{i}.jpg", ["x"]) for i in range(40)]
+    train, val, _ = split_images(entries, 0.1, seed=3)
+    assert len(val) == 4 and len(train) == 36
+    assert not {e.image for e in train} & {e.image for e in val}
+    assert split_images(entries, 0.1, seed=3)[1] == val
+
+
+# ------------------------------------------------------------------ images
+def test_image_modes_and_exif_rotation_become_upright_rgb(tmp_path):
+    cases = {
+        "gray.png": Image.new("L", (30, 20), 128),
+        "cmyk.jpg": Image.new("CMYK", (30, 20), (0, 255, 0, 0)),
+        "alpha.png": Image.new("RGBA", (30, 20), (255, 0, 0, 0)),
+        "palette.png": Image.new("P", (30, 20), 3),
+    }
+    for name, image in cases.items():
+        image.save(tmp_path / name)
+        loaded = load_image(tmp_path / name)
+        assert loaded.mode == "RGB" and loaded.size == (30, 20), name
+    assert load_image(tmp_path / "alpha.png").getpixel((0, 0)) == (255, 255, 255)
+    rotated = Image.new("RGB", (30, 20))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    rotated.save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(tmp_path / "rotated.jpg").size == (20, 30)
+
+
+def test_unreadable_images_are_counted(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image at all")
+    checked = check_images(tmp_path, ["ok.png", "bad.jpg", "missing.png"])
+    assert [p.name for p in checked.paths] == ["ok.png"]
+    assert checked.skipped == ["bad.jpg", "missing.png"]
+
+
+def test_train_and_caption_time_transforms_are_the_same(flickr):
+    image = load_image(next((flickr / "images").glob("*.jpg")))
+    spec = TransformSpec(64, 56)
+    assert torch.equal(train_transform(spec, augment=False)(image), eval_transform(spec)(image))
+    assert TransformSpec.from_dict(spec.to_dict()) == spec
+    augmented = train_transform(spec, augment=True)(image)
+    assert augmented.shape == (3, 56, 56)
+
+
+def test_cached_features_equal_fresh_ones(tmp_path, flickr):
+    paths = sorted((flickr / "images").glob("*.jpg"))[:4]
+    name = "efficientnet-lite0" if HAS_LITE0 else "small-cnn"
+    encoder, info = build_encoder(name, pretrained=HAS_LITE0)
+    freeze(encoder)
+    transform = eval_transform(info.spec)
+    cache = FeatureCache(tmp_path, f"{info.name}|{info.weights_id}")
+    fresh, failed, hits = encode_images(encoder, paths, transform, torch.device("cpu"))
+    first, _, hits_first = encode_images(encoder, paths, transform, torch.device("cpu"),
+                                         cache=cache)
+    again, _, hits_again = encode_images(encoder, paths, transform, torch.device("cpu"),
+                                         cache=cache)
+    assert failed == [] and (hits_first, hits_again) == (0, 4)
+    assert fresh.shape == (4, info.feature_dim)
+    assert torch.allclose(fresh, again, atol=1e-5) and torch.equal(first, again)
+    if HAS_LITE0:
+        assert info.feature_dim == 1280
+
+
+@pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0 extra not installed")
+def test_lite0_gives_1280_by_7_by_7_maps():
+    encoder, info = build_encoder("efficientnet-lite0")
+    maps = encoder.net.extract_features(torch.zeros(1, 3, 224, 224))
+    assert maps.shape == (1, 1280, 7, 7) and info.spec.crop == 224
+
+
+# ------------------------------------------------------------------ model
+def test_fused_teacher_forcing_matches_step_by_step_decoding():
+    torch.manual_seed(0)
+    model = ShowAndTell(CaptionConfig(vocab_size=12, feature_dim=10, embed=8, hidden=16,
+                                      layers=2, dropout=0.0)).eval()
+    feats = torch.randn(3, 10)
+    inputs = torch.randint(4, 12, (3, 5))
+    fused = model(feats, inputs)
+    state = model.start(feats)
+    for t in range(5):
+        logits, state = model.step(inputs[:, t], state)
+        assert torch.allclose(logits, fused[:, t], atol=1e-5)
+
+
+def test_bleu_uses_all_references():
+    assert corpus_bleu(["a dog runs"], [["a cat sleeps", "a dog runs"]], 3, tokenize="none") \
+        == pytest.approx(100)
+    assert corpus_bleu(["a dog runs"], [["a cat sleeps"]], 1, tokenize="none") < 50
+
+
+def test_tiny_captioner_overfits_shapes_scenes_exactly():
+    from seqgen.data.captions import caption_tensors, encode_caption
+    from seqgen.data.pairs import pad_batch
+    from seqgen.tasks.caption import decode_images
+    from seqgen.tokenizers import PAD_ID
+
+    torch.manual_seed(0)
+    captions = [s.english() for s in scenes(8, 5)]
+    tokenizer = build_caption_tokenizer(captions)
+    encoder, info = build_encoder("small-cnn", feature_dim=64)
+    freeze(encoder)
+    transform = eval_transform(info.spec)
+    with torch.no_grad():
+        feats = encoder(torch.stack([transform(s.render(32)) for s in scenes(8, 5)]))
+    inputs, targets = (pad_batch(side)[0] for side in
+                       zip(*(caption_tensors(encode_caption(tokenizer, c), 20) for c in captions)))
+    model = ShowAndTell(CaptionConfig(tokenizer.vocab_size, info.feature_dim, "small-cnn",
+                                      embed=32, hidden=64, dropout=0.0), encoder)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-2)
+    for _ in range(200):
+        loss = torch.nn.functional.cross_entropy(model(feats, inputs).flatten(0, 1),
+                                                 targets.flatten(), ignore_index=PAD_ID)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for beam in (1, 3):
+        hyps = decode_images(model, feats, beam=beam)
+        assert [tokenizer.decode(h[0].tokens) for h in hyps] == captions
+
+
+# ------------------------------------------------------------------ command line
+@pytest.fixture
+def trained(tmp_path, flickr_slice):
+    out = tmp_path / "caption"
+    result = invoke("train-caption", flickr_slice, "--encoder", "small-cnn", "--out", out,
+                    "--max-steps", 6, "--eval-every", 3, "--min-freq", 2, "--val-fraction",
+                    0.2, "--device", "cpu", *TINY)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_caption_evaluate_end_to_end(trained, flickr_slice):
+    assert {p.name for p in trained.iterdir()} >= {"best.pt", "last.pt", "metrics.jsonl"}
+    images = sorted((flickr_slice.parent / "images").glob("*.jpg"))[:2]
+    ckpt = trained / "best.pt"
+    result = invoke("caption", images[0], "-c", ckpt)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 1 and result.stdout.strip()
+
+    result = invoke("caption", *images, "-c", ckpt, "--beam", 3, "--n-best", 3, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [d["image"] for d in data] == [str(p) for p in images]
+    assert all(len(d["captions"]) == 3 for d in data)
+    logprobs = [c["logprob"] for c in data[0]["captions"]]
+    assert all(lp <= 0 for lp in logprobs)
+
+    sampled = invoke("caption", images[0], "-c", ckpt, "--temp", 0.8, "--seed", 1, "--json")
+    again = invoke("caption", images[0], "-c", ckpt, "--temp", 0.8, "--seed", 1, "--json")
+    assert sampled.exit_code == 0 and sampled.stdout == again.stdout
+
+    result = invoke("evaluate-caption", flickr_slice, "-c", ckpt, "--json", "--beam", 2)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["images"] == 12 and metrics["split"] == "all"
+    assert 0 <= metrics["bleu4"] <= metrics["bleu1"] <= 100
+    result = invoke("evaluate-caption", flickr_slice, "-c", ckpt, "--limit", 2)
+    assert result.exit_code == 0 and "BLEU-4" in result.stdout
+
+    result = invoke("info", ckpt)
+    assert result.exit_code == 0 and "caption" in result.stdout
+
+
+def test_resume_continues_a_caption_run(trained, flickr_slice):
+    result = invoke("train-caption", flickr_slice, "--encoder", "small-cnn", "--out", trained,
+                    "--max-steps", 8, "--resume", "--device", "cpu", *TINY)
+    assert result.exit_code == 0, result.output
+    state = torch.load(trained / "last.pt", weights_only=True)["trainer_state"]
+    assert state["step"] == 8
+    again = invoke("train-caption", flickr_slice, "--encoder", "small-cnn", "--out", trained,
+                   "--max-steps", 8, "--device", "cpu", *TINY)
+    assert_user_error(again, "--resume")
+
+
+def test_unreadable_images_are_skipped_with_a_count(tmp_path, flickr_slice):
+    entries, _ = read_captions(flickr_slice)
+    (flickr_slice.parent / "images" / entries[0].image).write_bytes(b"\xff\xd8broken")
+    result = invoke("train-caption", flickr_slice, "--encoder", "small-cnn", "--out",
+                    tmp_path / "c", "--max-steps", 1, "--min-freq", 1, "--device", "cpu",
+                    "--layers", 1, "--hidden", 16, "--embed", 8)
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable images" in " ".join(result.stderr.split())
+    good = flickr_slice.parent / "images" / entries[1].image
+    result = invoke("caption", good, flickr_slice.parent / "images" / entries[0].image,
+                    "-c", tmp_path / "c" / "best.pt")
+    assert result.exit_code == 0 and "skipped 1 unreadable image" in result.stderr
+
+
+@pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0 extra not installed")
+def test_lite0_training_uses_the_feature_cache_on_a_second_run(tmp_path, flickr_slice):
+    args = ["train-caption", flickr_slice, "--encoder", "efficientnet-lite0", "--max-steps", 2,
+            "--min-freq", 1, "--device", "cpu", "--cache-dir", tmp_path / "cache",
+            "--layers", 1, "--hidden", 16, "--embed", 8, "--batch-size", 8]
+    first = invoke(*args, "--out", tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    assert "0 of 12 from the cache" in " ".join(first.stderr.split())
+    second = invoke(*args, "--out", tmp_path / "b")
+    assert "12 of 12 from the cache" in " ".join(second.stderr.split())
+    result = invoke("caption", next((flickr_slice.parent / "images").glob("*.jpg")),
+                    "-c", tmp_path / "b" / "best.pt")
+    assert result.exit_code == 0 and result.stdout.strip()
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, flickr_slice):
+    base = ["--out", tmp_path / "x", "--max-steps", 1, "--device", "cpu"]
+    assert_user_error(invoke("train-caption", tmp_path / "nope.txt", *base),
+                      "caption file not found")
+    assert_user_error(invoke("train-caption", flickr_slice, "--format", "xml", *base),
+                      "unknown --format")
+    assert_user_error(invoke("train-caption", flickr_slice, "--encoder", "vgg99", *base),
+                      "unknown --encoder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(invoke("train-caption", flickr_slice, "--images", empty, "--encoder",
+                             "small-cnn", *base), "no readable image")
+    odd = tmp_path / "odd.txt"
+    odd.write_text("just some words\n", encoding="utf-8")
+    assert_user_error(invoke("train-caption", odd, *base), "--format")
+    assert_user_error(invoke("caption", flickr_slice, "-c", tmp_path / "missing.pt"),
+                      "checkpoint not found")
+
+
+def test_caption_refuses_bad_options_and_unreadable_inputs(trained, tmp_path):
+    ckpt = trained / "best.pt"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    assert_user_error(invoke("caption", bad, "-c", ckpt), "no readable image")
+    image = next(iter(sorted((trained.parent / "images").glob("*.jpg"))))
+    assert_user_error(invoke("caption", image, "-c", ckpt, "--beam", 2, "--n-best", 3),
+                      "--n-best")
+
+
+def test_torchvision_backbone_without_cached_weights_says_where_to_put_them(monkeypatch,
+                                                                          tmp_path):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, "get_state_dict",
+                        offline, raising=False)
+    with pytest.raises(UserError, match=r"hub[/\\]checkpoints"):
+        build_encoder("resnet18", pretrained=True)
+    encoder, info = build_encoder("resnet18", pretrained=False)
+    assert info.feature_dim == 512
+    # A local state dict (--encoder-weights) loads instead.
+    weights = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    _, info = build_encoder("resnet18", weights_file=weights)
+    assert info.pretrained and info.weights_id.startswith("file:")
+
+
+def test_scenes_are_rendered_for_the_demo(tmp_path):
+    from seqgen.demo import write_shapes_images
+
+    captions, unseen = write_shapes_images(tmp_path, 20, 5, seed=1, size=32)
+    rows = list(csv.reader(captions.open()))
+    assert rows[0] == ["image", "caption"] and len(rows) == 21
+    train_captions = {r[1] + str(i) for i, r in enumerate(rows[1:])}
+    assert len(unseen) == 5 and all(p.exists() for p, _ in unseen)
+    assert len(train_captions) == 20
+    assert [s.english() for s in scenes(20, 1)] == [r[1] for r in rows[1:]]
+
+
+def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
+    from rich.console import Console
+
+    from seqgen.demo import demo_captioning
+
+    console = Console(file=open(tmp_path / "out.txt", "w"), width=100)  # noqa: SIM115
+    exact = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_train=40, n_unseen=4)
+    console.file.close()
+    text = (tmp_path / "out.txt").read_text()
+    assert 0 <= exact <= 1 and "unseen scenes captioned exactly" in text
+    assert (tmp_path / "caption" / "best.pt").exists()
