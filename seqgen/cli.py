@@ -80,6 +80,10 @@ Hidden = Annotated[int, typer.Option("--hidden", help="Hidden units per layer.")
 Embed = Annotated[int, typer.Option("--embed", help="Embedding size.")]
 Dropout = Annotated[float, typer.Option("--dropout", help="Dropout probability.")]
 Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
+Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding.")]
+Beam = Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy search.")]
+Alpha = Annotated[float, typer.Option(
+    "--alpha", help="Beam length penalty ((5+len)/6)^alpha; 0 is none.")]
 
 
 def train_config(out_dir: Path, batch_size: int, epochs: int | None, max_steps: int | None,
@@ -129,7 +133,7 @@ def train_lm_cmd(
         "--vocab-size", help="Subword level: sentencepiece vocabulary size.")] = 4000,
     subword_type: Annotated[str, typer.Option(
         "--subword-type", help="Subword level: bpe or unigram.")] = "bpe",
-    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding.")] = "utf-8",
+    encoding: Encoding = "utf-8",
     val_file: Annotated[Path | None, typer.Option(
         "--val-file", help="Validation text (default: the end of the corpus).")] = None,
     val_fraction: Annotated[float, typer.Option(
@@ -267,14 +271,8 @@ Reverse = Annotated[bool, typer.Option(
     "--reverse", help="Swap the two columns: translate target → source.")]
 SkipBadLines = Annotated[bool, typer.Option(
     "--skip-bad-lines", help="Skip malformed lines (and say how many) instead of stopping.")]
-Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding.")]
-Beam = Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy search.")]
-Alpha = Annotated[float, typer.Option(
-    "--alpha", help="Beam length penalty ((5+len)/6)^alpha; 0 is none.")]
 MaxLenRatio = Annotated[float, typer.Option(
     "--max-len-ratio", help="Longest output, in source tokens times this ratio (+2).")]
-TranslateCheckpoint = Annotated[Path, typer.Option(
-    "--checkpoint", "-c", help="Checkpoint to use.")]
 
 
 def _read_translate_pairs(file, source_file, target_file, reverse, skip_bad_lines, encoding):
@@ -386,7 +384,7 @@ def translate_cmd(
         help="Sentences to translate (default: --input, or one per line on stdin).")] = None,
     input_file: Annotated[Path | None, typer.Option(
         "--input", "-i", help="File with one sentence per line.")] = None,
-    checkpoint: TranslateCheckpoint = Path("checkpoints/translate/best.pt"),
+    checkpoint: Checkpoint = Path("checkpoints/translate/best.pt"),
     beam: Beam = 5,
     alpha: Alpha = 0.6,
     n_best: Annotated[int, typer.Option(
@@ -459,7 +457,7 @@ def evaluate_translate_cmd(
     target_file: TargetFile = None,
     reverse: Reverse = False,
     skip_bad_lines: SkipBadLines = False,
-    checkpoint: TranslateCheckpoint = Path("checkpoints/translate/best.pt"),
+    checkpoint: Checkpoint = Path("checkpoints/translate/best.pt"),
     beam: Beam = 5,
     alpha: Alpha = 0.6,
     max_len_ratio: MaxLenRatio = 2.0,
@@ -494,7 +492,6 @@ def evaluate_translate_cmd(
 
 
 # ---------------------------------------------------------------- captioning
-CaptionCheckpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
 CaptionFormat = Annotated[str, typer.Option(
     "--format", help="Caption file layout: auto, coco, karpathy, flickr8k, csv or jsonl.")]
 ImagesDir = Annotated[Path | None, typer.Option(
@@ -583,14 +580,13 @@ def train_caption_cmd(
 @command("caption")
 def caption_cmd(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).")],
-    checkpoint: CaptionCheckpoint = Path("checkpoints/caption/best.pt"),
-    beam: Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy.")] = 3,
+    checkpoint: Checkpoint = Path("checkpoints/caption/best.pt"),
+    beam: Beam = 3,
     n_best: Annotated[int, typer.Option(
         "--n-best", help="Captions per image, with their log-probabilities.")] = 1,
     temp: Annotated[float, typer.Option(
         "--temp", help="Sample at this temperature instead of searching (0: search).")] = 0.0,
-    alpha: Annotated[float, typer.Option(
-        "--alpha", help="Beam length penalty ((5+|Y|)/6)^alpha; 0 is none.")] = 0.0,
+    alpha: Alpha = 0.0,
     max_len: Annotated[int, typer.Option("--max-len", help="Words per caption at most.")] = 20,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable samples.")
                     ] = None,
@@ -625,12 +621,12 @@ def caption_cmd(
 def evaluate_caption_cmd(
     captions: Annotated[Path, typer.Argument(help="Caption file with the reference captions.")],
     images: ImagesDir = None,
-    checkpoint: CaptionCheckpoint = Path("checkpoints/caption/best.pt"),
+    checkpoint: Checkpoint = Path("checkpoints/caption/best.pt"),
     fmt: CaptionFormat = "auto",
     split: Annotated[str, typer.Option(
         "--split", help="Images to score: auto (test, else val, else all), train, val, test "
         "or all.")] = "auto",
-    beam: Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy.")] = 3,
+    beam: Beam = 3,
     limit: Annotated[int | None, typer.Option("--limit", help="Score the first N images.")
                      ] = None,
     examples: Annotated[int, typer.Option("--examples", help="Example captions to show.")] = 5,

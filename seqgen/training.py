@@ -218,9 +218,13 @@ class Trainer:
         if not path.exists():
             raise UserError(f"--resume: no {path} to continue from")
         data = load_checkpoint(path, task=self.meta.get("task"))
-        self.model.load_state_dict(data["model_state"])
-        self.optimizer.load_state_dict(data["optimizer_state"])
-        state = data["trainer_state"]
+        try:
+            self.model.load_state_dict(data["model_state"])
+            self.optimizer.load_state_dict(data["optimizer_state"])
+            state = data["trainer_state"]
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"--resume: {path} does not fit this model ({first})") from None
         for key in ("step", "epoch", "batch_in_epoch", "elapsed", "best", "best_metrics",
                     "bad_evals", "plateau_factor"):
             setattr(self, key, state[key])
