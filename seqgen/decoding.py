@@ -148,7 +148,8 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the ``n_best`` hypotheses of each input, best first.
 
-    ``state`` holds ``batch_size`` entries and is expanded to ``batch_size * beam_size``.
+    ``state`` holds ``batch_size`` entries; ``reorder`` expands it to the beams and drops the
+    inputs whose search has ended, so finished inputs cost nothing.
     A search stops only when no running beam can still beat its n-best finished ones, and
     beams that reach the length limit without ``<eos>`` are returned as they are.
     """
@@ -157,44 +158,45 @@ def beam_search(
     if K == 1:
         alpha = 0.0  # one beam is greedy search: a length penalty could not reorder anything
     limits = _max_lengths(max_len, batch_size)
-    B = batch_size
-    expand = torch.arange(B, device=device).repeat_interleave(K)
-    state = reorder(state, expand)
-    tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)
-    scores = torch.zeros(B, K, device=device)
-    scores[:, 1:] = float("-inf")  # all beams start identical: keep one alive at first
-    history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
-    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
-    done = [False] * B
-    row = torch.arange(B, device=device).unsqueeze(1)
+    # Rows are (input, beam) pairs of the inputs still searching: one beam each at first (all
+    # beams would start identical), K after the first step; finished inputs leave the batch.
+    active = list(range(batch_size))
+    tokens = torch.full((batch_size,), bos_id, dtype=torch.long, device=device)
+    scores = torch.zeros(batch_size, 1, device=device)
+    history = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+    done = [False] * batch_size
 
     for t in range(max(limits)):
+        B, beams = len(active), scores.size(1)
         logits, state = step(tokens, state)
-        logp = logits.float().log_softmax(-1)
-        V = logp.size(-1)
-        cand = (scores.view(B * K, 1) + logp).view(B, K * V)
-        top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)
-        beam_of = top_idx // V
-        token_of = top_idx % V
+        logits = logits.float()
+        # Only each beam's 2K best tokens can be among its input's 2K best candidates, so
+        # normalise with logsumexp and rank those few instead of the whole vocabulary.
+        width = min(2 * K, logits.size(-1))
+        row_top, row_tokens = logits.topk(width, dim=-1)
+        row_logp = row_top - torch.logsumexp(logits, -1, keepdim=True)
+        cand = (scores.view(B * beams, 1) + row_logp).view(B, beams * width)
+        top_scores, top_idx = cand.topk(min(2 * K, beams * width), dim=-1)
+        beam_of = top_idx // width
+        token_of = row_tokens.view(B, beams * width).gather(1, top_idx)
         is_eos = token_of == eos_id
 
         top_scores_l, beam_l, token_l, eos_l = (
             top_scores.tolist(), beam_of.tolist(), token_of.tolist(), is_eos.tolist()
         )
-        hist_l = history.tolist() if any(not d for d in done) else None
-        for b in range(B):
-            if done[b]:
-                continue
+        hist_l = history.tolist()
+        for i, b in enumerate(active):
             last_step = t + 1 >= limits[b]
             kept = 0
-            for j, s in enumerate(top_scores_l[b]):
+            for j, s in enumerate(top_scores_l[i]):
                 if s == float("-inf"):
                     break
-                if eos_l[b][j]:
-                    seq = hist_l[b * K + beam_l[b][j]]
+                if eos_l[i][j]:
+                    seq = hist_l[i * beams + beam_l[i][j]]
                     finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha), s))
                 elif last_step and kept < K:
-                    seq = hist_l[b * K + beam_l[b][j]] + [token_l[b][j]]
+                    seq = hist_l[i * beams + beam_l[i][j]] + [token_l[i][j]]
                     finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
                     kept += 1
             finished[b].sort(key=lambda h: h.score, reverse=True)
@@ -202,7 +204,7 @@ def beam_search(
                 done[b] = True
                 continue
             if len(finished[b]) >= n_best:
-                best_alive = max((s for s, e in zip(top_scores_l[b], eos_l[b]) if not e),
+                best_alive = max((s for s, e in zip(top_scores_l[i], eos_l[i]) if not e),
                                  default=float("-inf"))
                 # Log-probabilities only fall, so the best a running beam can still reach is
                 # its score now, normalised by the largest length penalty it could get.
@@ -210,19 +212,20 @@ def beam_search(
                     else best_alive
                 if bound <= finished[b][n_best - 1].score:
                     done[b] = True
-        if all(done):
+        still = [i for i, b in enumerate(active) if not done[b]]
+        if not still:
             break
 
-        # Keep the K best non-<eos> candidates of each input as the next beams.
-        order = (is_eos.long() * (2 * K) + torch.arange(is_eos.size(1), device=device)).argsort(-1)
-        keep = order[:, :K]
-        scores = top_scores.gather(1, keep)
-        finished_rows = torch.tensor(done, device=device)
-        scores = scores.masked_fill(finished_rows.unsqueeze(1), float("-inf"))
-        src_beam = (row * K + beam_of.gather(1, keep)).view(-1)
-        tokens = token_of.gather(1, keep).view(-1)
+        # Keep the K best non-<eos> candidates of each input still searching.
+        rank = is_eos.long() * is_eos.size(1) + torch.arange(is_eos.size(1), device=device)
+        keep = rank.argsort(-1)[:, :K]
+        rows = torch.tensor(still, device=device)
+        scores = top_scores.gather(1, keep)[rows]
+        src_beam = ((rows * beams).unsqueeze(1) + beam_of.gather(1, keep)[rows]).view(-1)
+        tokens = token_of.gather(1, keep)[rows].view(-1)
         history = torch.cat([history.index_select(0, src_beam), tokens.unsqueeze(1)], dim=1)
         state = reorder(state, src_beam)
+        active = [active[i] for i in still]
 
     return [finished[b][:n_best] if finished[b] else [Hypothesis([], -math.inf, -math.inf)]
-            for b in range(B)]
+            for b in range(batch_size)]
