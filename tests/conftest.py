@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from helpers import SHARED_DATA
 
 
 @pytest.fixture(autouse=True)

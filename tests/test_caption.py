@@ -2,14 +2,12 @@ import csv
 import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import SHARED_DATA, assert_user_error, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
-from seqgen.cli import app
 from seqgen.data.captions import (
     FeatureCache,
     TransformSpec,
@@ -29,23 +27,9 @@ from seqgen.metrics import corpus_bleu
 from seqgen.models.captioner import CaptionConfig, ShowAndTell
 from seqgen.models.encoders import build_encoder, freeze
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-runner = CliRunner()
 FLICKR = SHARED_DATA / "flickr8k-mini"
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite_pytorch") is not None
 TINY = ["--layers", "1", "--hidden", "32", "--embed", "16", "--batch-size", "8", "--quiet"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_user_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert text in result.stderr
-    assert "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.fixture

@@ -2,25 +2,12 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import assert_user_error, invoke
 
-from seqgen.cli import app
 from seqgen.data.synthetic import scenes
 
-runner = CliRunner()
 TINY_MODEL = ["--layers", "1", "--hidden", "32", "--embed", "8", "--batch-size", "4",
               "--bptt", "16", "--quiet"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_user_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert text in result.stderr
-    assert "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.fixture

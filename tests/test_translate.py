@@ -1,11 +1,9 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import SHARED_DATA, assert_user_error, invoke
 
-from seqgen.cli import app
 from seqgen.config import TrainConfig
 from seqgen.data.pairs import (
     PairBatches,
@@ -28,10 +26,6 @@ from seqgen.tasks.translate import (
 )
 from seqgen.tokenizers import BOS_ID, EOS_ID, build_tokenizer
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-runner = CliRunner()
-
 PAIRS = [
     ("I am cold.", "Tengo frío."),
     ("I am hungry.", "Tengo hambre."),
@@ -47,17 +41,6 @@ PAIRS = [
 def write_tsv(path, pairs, extra=""):
     path.write_text("".join(f"{s}\t{t}{extra}\n" for s, t in pairs), encoding="utf-8")
     return path
-
-
-def invoke(*args, **kwargs):
-    return runner.invoke(app, [str(a) for a in args], **kwargs)
-
-
-def assert_user_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert text in result.stderr
-    assert "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------------- readers
