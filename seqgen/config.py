@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from seqgen.errors import UserError
@@ -85,7 +85,6 @@ class TrainConfig:
     seed: int = 1234
     log_every: int = 10
     quiet: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):

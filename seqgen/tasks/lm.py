@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,7 +56,6 @@ class LMData:
     val: StreamBatches
     chars_per_token: float
     cached: bool
-    extra: dict = field(default_factory=dict)
 
 
 class LMTask:

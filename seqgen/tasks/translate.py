@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -100,7 +100,6 @@ class TranslateData:
     train: PairBatches
     val: ValData
     dropped: int = 0  # training pairs over --max-len
-    extra: dict = field(default_factory=dict)
 
 
 def encode_pairs(pairs, src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int | None = None):
