@@ -90,8 +90,12 @@ class Seq2Seq(nn.Module):
         """src (B, S) padded, lengths (B,) → (memory, keys, mask, initial decoder state)."""
         c = self.config
         x = self.dropout(self.src_embed(src))
-        packed = pack_padded_sequence(x, src_lens.cpu(), batch_first=True, enforce_sorted=False)
-        out, final = self.encoder(packed)
+        packed = pack_padded_sequence(x.float(), src_lens.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        # Under CUDA bf16 autocast a packed cuDNN RNN trains to nothing (the loss stays at the
+        # unigram level): the packed encoder always runs in float32.
+        with torch.autocast(x.device.type, enabled=False):
+            out, final = self.encoder(packed)
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
         memory = self.dropout(memory)
         mask = src != PAD_ID

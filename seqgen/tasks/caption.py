@@ -210,10 +210,11 @@ def train_caption(
         encoder_options = from_dict(EncoderOptions, saved["data"]["encoder_options"])
         model_options = saved["model_config"]
 
-    # The encoder first: a missing extra or unavailable weights is told before any work.
+    # The caption file and the encoder first: a bad file, a missing extra or unavailable
+    # weights is told before any work on images.
+    entries, fmt = read_captions(caption_file, data_options.format)
     feature_dim = int(model_options.get("feature_dim") or 256)
     encoder, info, trainable = prepare_encoder(encoder_options, feature_dim)
-    entries, fmt = read_captions(caption_file, data_options.format)
     entries, skipped = _readable(entries, images_dir)
     if not entries:
         raise UserError(f"no readable image in {images_dir} for the captions in {caption_file}")
