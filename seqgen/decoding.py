@@ -170,12 +170,11 @@ def beam_search(
     for t in range(max(limits)):
         B, beams = len(active), scores.size(1)
         logits, state = step(tokens, state)
-        logits = logits.float()
-        # Only each beam's 2K best tokens can be among its input's 2K best candidates, so
-        # normalise with logsumexp and rank those few instead of the whole vocabulary.
+        # Only each beam's 2K best tokens can be among its input's 2K best candidates: rank
+        # those few instead of the whole vocabulary. (log_softmax is one fused pass on a CPU,
+        # several times faster than logsumexp.)
         width = min(2 * K, logits.size(-1))
-        row_top, row_tokens = logits.topk(width, dim=-1)
-        row_logp = row_top - torch.logsumexp(logits, -1, keepdim=True)
+        row_logp, row_tokens = logits.float().log_softmax(-1).topk(width, dim=-1)
         cand = (scores.view(B * beams, 1) + row_logp).view(B, beams * width)
         top_scores, top_idx = cand.topk(min(2 * K, beams * width), dim=-1)
         beam_of = top_idx // width

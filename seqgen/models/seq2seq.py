@@ -175,37 +175,58 @@ class Seq2Seq(nn.Module):
             return None
         return src.new_zeros((src.size(0), self.config.hidden), dtype=self.out.weight.dtype)
 
-    def _step(self, tokens, state, feed, memory, keys, mask, return_weights=False):
+    def _step(self, tokens, state, feed, memory, keys, mask, return_weights=False,
+              rows_per_input: int = 1):
+        """One target token per decoder row; ``rows_per_input`` consecutive rows (the beams of
+        one input) share one row of ``memory``."""
         x = self.dropout(self.tgt_embed(tokens)).unsqueeze(1)
         if feed is not None:
             x = torch.cat([x, feed.unsqueeze(1).to(x.dtype)], dim=-1)
         out, state = self.decoder(x, state)
-        h, weights = self.attend(self.dropout(out), memory, keys, mask, return_weights)
-        h = h.squeeze(1)
+        query = self.dropout(out).reshape(-1, rows_per_input, out.size(-1))
+        h, weights = self.attend(query, memory, keys, mask, return_weights)
+        h = h.reshape(-1, h.size(-1))
+        if weights is not None:
+            weights = weights.reshape(h.size(0), 1, -1)
         logits = self.out(self.dropout(h))
         return logits, state, (h if feed is not None else None), weights
 
     # --------------------------------------------------------------- decoding
     def start(self, src: torch.Tensor, src_lens: torch.Tensor):
-        """Decoder state for ``seqgen.decoding``: a tuple with the batch first or second."""
+        """Decoder state for ``seqgen.decoding``: the encoder's memory, one row per input, and
+        the decoder rows (at first one per input) with how many of them share each input."""
         memory, keys, mask, state = self.encode(src, src_lens)
-        return (memory, keys, mask, state, self._zero_feed(src))
+        return (memory, keys, mask, state, self._zero_feed(src), 1)
 
     def step(self, tokens: torch.Tensor, dstate):
-        memory, keys, mask, state, feed = dstate
-        logits, state, feed, _ = self._step(tokens, state, feed, memory, keys, mask)
+        memory, keys, mask, state, feed, rows = dstate
+        logits, state, feed, _ = self._step(tokens, state, feed, memory, keys, mask,
+                                            rows_per_input=rows)
         logits = logits.float()
-        return logits, (memory, keys, mask, state, feed)
+        return logits, (memory, keys, mask, state, feed, rows)
 
     @staticmethod
     def reorder(dstate, index: torch.Tensor):
-        memory, keys, mask, state, feed = dstate
+        """Select decoder rows. Beam search keeps each input's beams together and equally many,
+        so the memory stays one row per input (copied only when inputs leave the search)
+        instead of one copy per beam at every step."""
+        memory, keys, mask, state, feed, rows = dstate
+        owner = torch.div(index, rows, rounding_mode="floor")  # memory row of each new row
+        inputs, counts = torch.unique_consecutive(owner, return_counts=True)
+        if bool((counts == counts[0]).all()):
+            rows, owner = int(counts[0]), inputs
+        else:
+            rows = 1
+        if owner.numel() != memory.size(0) or not torch.equal(
+                owner, torch.arange(memory.size(0), device=owner.device)):
+            memory, mask = memory.index_select(0, owner), mask.index_select(0, owner)
+            keys = None if keys is None else keys.index_select(0, owner)
 
         def pick(t, dim=0):
             return None if t is None else t.index_select(dim, index)
 
         state = tuple(pick(s, 1) for s in state) if isinstance(state, tuple) else pick(state, 1)
-        return (pick(memory), pick(keys), pick(mask), state, pick(feed))
+        return (memory, keys, mask, state, pick(feed), rows)
 
 
 def masked_token_loss(logits: torch.Tensor, target: torch.Tensor,

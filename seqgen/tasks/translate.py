@@ -208,7 +208,7 @@ class Translator:
 
         def step(tokens, state):
             logits, state = self.model.step(tokens, state)
-            return logits.index_fill(-1, never, float("-inf")), state
+            return logits.index_fill_(-1, never, float("-inf")), state  # a fresh tensor
 
         if beam == 1:
             hyps = sample_search(step, state, len(sources), BOS_ID, EOS_ID, limits, device)
