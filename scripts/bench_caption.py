@@ -11,7 +11,6 @@ Data comes from ../shared/data (beside the project). Budgets are flags; figures 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -203,25 +202,22 @@ def part_quality(args) -> None:
 
 
 def part_shapes(args) -> None:
-    """Small CNN captioner on rendered shapes scenes; exact match on unseen scenes."""
+    """Small CNN captioner on shapes scenes drawn on the fly; exact match on unseen scenes."""
     from seqgen.demo import (
-        caption_model_options,
+        held_out_scenes,
+        shapes_caption_config,
         shapes_exact_match,
-        write_shapes_images,
+        train_shapes_captioner,
+        write_scene_images,
     )
-    from seqgen.tasks.caption import CaptionDataOptions, EncoderOptions, train_caption
 
     out = Path(args.out)
-    shutil.rmtree(out / "shapes", ignore_errors=True)
-    captions, unseen = write_shapes_images(out / "shapes", args.scenes, args.unseen, args.seed)
-    budget = parse_duration(args.budget)
-    config = TrainConfig(out_dir=str(out / "caption"), batch_size=32, time_budget=budget,
-                         lr=3e-3, eval_every=100, device=args.device, seed=args.seed,
-                         warmup_steps=20, select_metric="bleu4", clip=5.0, quiet=args.quiet)
+    unseen_scenes = held_out_scenes(args.unseen, args.seed + 2)
+    unseen = write_scene_images(out / "unseen", unseen_scenes)
+    config = shapes_caption_config(out / "caption", parse_duration(args.budget), args.device,
+                                   args.seed, args.quiet)
     start = time.perf_counter()
-    train_caption(captions, out / "shapes" / "images", caption_model_options(),
-                  CaptionDataOptions(min_freq=1, val_fraction=0.03, val_images=100),
-                  EncoderOptions("small-cnn", pretrained=False), config, overwrite=True)
+    train_shapes_captioner(out / "caption", config, unseen_scenes)
     print(f"training took {time.perf_counter() - start:.0f}s wall")
     exact, rows = shapes_exact_match(out / "caption" / "best.pt", unseen, args.device)
     for image, caption, truth in [r for r in rows if r[1] != r[2]][:5]:
@@ -243,8 +239,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--embed", type=int, default=256)
     parser.add_argument("--budget", default=None,
-                        help="quality: training time (default 15m); shapes: (default 5m)")
-    parser.add_argument("--scenes", type=int, default=3000, help="shapes: training scenes")
+                        help="quality: training time (default 15m); shapes: (default 20m)")
     parser.add_argument("--unseen", type=int, default=200, help="shapes: unseen scenes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -255,7 +250,7 @@ def main() -> None:
         args.budget = args.budget or "15m"
         args.out = args.out or "bench-out/caption-quality"
     elif args.part == "shapes":
-        args.budget = args.budget or "5m"
+        args.budget = args.budget or "20m"
         args.out = args.out or "bench-out/caption-shapes"
     {"cache": part_cache, "throughput": part_throughput, "quality": part_quality,
      "shapes": part_shapes}[args.part](args)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import csv
+import random
 import re
-import time
 from pathlib import Path
 
 from rich.console import Console
 
 from seqgen.config import TrainConfig
 from seqgen.data.pairs import PairFile
-from seqgen.data.synthetic import COLOURS, KINDS, RELATIONS, scene_key, scenes
+from seqgen.data.synthetic import (
+    COLOURS,
+    KINDS,
+    RELATIONS,
+    Scene,
+    english_words,
+    random_scene,
+    scene_key,
+    scenes,
+)
+from seqgen.models.encoders import SMALL_CNN
 from seqgen.tasks.lm import CorpusOptions, load_lm, sample_text, train_lm
 
 _NP = rf"a (?:small |big )?(?:{'|'.join(COLOURS)}) (?:{'|'.join(KINDS)})"
@@ -97,37 +106,56 @@ def demo_translation(out_dir: Path, time_budget: float, device: str, seed: int, 
     return rate
 
 
-def write_shapes_images(folder: Path, n_train: int, n_unseen: int, seed: int = 0,
-                        size: int = 64) -> tuple[Path, list[tuple[Path, str]]]:
-    """Render ``n_train`` scenes with a captions.csv, and ``n_unseen`` other scenes (none
-    equal to a training scene) to caption later. Returns the CSV and the unseen (file, caption)."""
-    images = folder / "images"
-    unseen_dir = folder / "unseen"
-    images.mkdir(parents=True, exist_ok=True)
-    unseen_dir.mkdir(parents=True, exist_ok=True)
-    pool = scenes(n_train + 4 * n_unseen + 100, seed)
-    train = pool[:n_train]
-    seen = {scene_key(s) for s in train}
-    held, held_keys = [], set()
-    for scene in pool[n_train:]:
-        key = scene_key(scene)
-        if key not in seen and key not in held_keys and len(held) < n_unseen:
-            held.append(scene)
-            held_keys.add(key)
-    captions = folder / "captions.csv"
-    with open(captions, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "caption"])
-        for i, scene in enumerate(train):
-            name = f"scene{i:05d}.png"
-            scene.render(size).save(images / name)
-            writer.writerow([name, scene.english()])
-    unseen = []
-    for i, scene in enumerate(held):
-        path = unseen_dir / f"unseen{i:04d}.png"
+def held_out_scenes(count: int, seed: int) -> list[Scene]:
+    """``count`` scenes that differ from each other (captions and places)."""
+    rng = random.Random(seed)
+    held: dict[str, Scene] = {}
+    while len(held) < count:
+        scene = random_scene(rng)
+        held.setdefault(scene_key(scene), scene)
+    return list(held.values())
+
+
+def write_scene_images(folder: Path, shown: list[Scene], size: int = 64
+                       ) -> list[tuple[Path, str]]:
+    """Save scenes as PNG files (to caption them like any photo); returns (file, caption)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, scene in enumerate(shown):
+        path = folder / f"unseen{i:04d}.png"
         scene.render(size).save(path)
-        unseen.append((path, scene.english()))
-    return captions, unseen
+        files.append((path, scene.english()))
+    return files
+
+
+def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scene],
+                           n_val: int = 200, batches_per_epoch: int = 1000) -> None:
+    """Train the small-CNN captioner on scenes drawn fresh for every batch; neither the
+    validation scenes nor ``unseen`` are ever drawn."""
+    from seqgen.data.captions import build_caption_tokenizer
+    from seqgen.data.scene_batches import FreshSceneBatches, scene_images
+    from seqgen.progress import ProgressReporter
+    from seqgen.tasks.caption import EncoderOptions, fit_captioner, prepare_encoder, validation_data
+    from seqgen.training import guard_out_dir
+
+    guard_out_dir(out_dir, resume=False, overwrite=True)
+    options = caption_model_options()
+    encoder, info, trainable = prepare_encoder(EncoderOptions(SMALL_CNN, pretrained=False),
+                                               options["feature_dim"])
+    tokenizer = build_caption_tokenizer([" ".join(english_words())])
+    val = held_out_scenes(n_val + len(unseen), config.seed + 7)
+    val = [s for s in val if scene_key(s) not in {scene_key(u) for u in unseen}][:n_val]
+    exclude = frozenset(scene_key(s) for s in [*val, *unseen])
+    train = FreshSceneBatches(tokenizer, info.spec, config.batch_size, batches_per_epoch,
+                              config.seed, exclude)
+    val_data = validation_data(scene_images(val, info.spec), [[s.english()] for s in val],
+                               [f"val{i:04d}" for i in range(len(val))], tokenizer)
+    reporter = ProgressReporter(quiet=config.quiet)
+    reporter.message(f"scenes: {config.batch_size} new ones per batch, "
+                     f"{len(val)} validation and {len(unseen)} test scenes never drawn")
+    fit_captioner(encoder, info, trainable, None, tokenizer, train, val_data, options,
+                  {"format": "shapes-world", "max_len": 20}, config, reporter,
+                  "scenes drawn on the fly")
 
 
 def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device: str = "auto",
@@ -144,25 +172,27 @@ def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device:
 
 
 def caption_model_options() -> dict:
-    return dict(cell="lstm", layers=1, hidden=256, embed=64, dropout=0.0, feature_dim=128)
+    return dict(cell="lstm", layers=1, hidden=256, embed=128, dropout=0.0, feature_dim=256)
+
+
+def shapes_caption_config(out_dir: Path, time_budget: float, device: str, seed: int,
+                          quiet: bool = False) -> TrainConfig:
+    return TrainConfig(out_dir=str(out_dir), batch_size=64, time_budget=time_budget, lr=1e-3,
+                       eval_every=250, device=device, seed=seed, warmup_steps=50,
+                       select_metric="bleu4", clip=5.0, quiet=quiet)
 
 
 def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, out: Console,
-                    err: Console, n_train: int = 3000, n_unseen: int = 100) -> float:
+                    err: Console, n_unseen: int = 100) -> float:
     """Train the small CNN captioner on rendered scenes; caption scenes it never saw."""
-    from seqgen.tasks.caption import CaptionDataOptions, EncoderOptions, train_caption
-
-    started = time.perf_counter()
-    folder = out_dir / "shapes"
-    captions, unseen = write_shapes_images(folder, n_train, n_unseen, seed)
-    err.print(f"\n[bold]Captioner[/bold] on {n_train:,} rendered scenes in {folder} "
-              f"({time.perf_counter() - started:.0f}s to render; {time_budget:.0f}s of training)")
-    config = TrainConfig(out_dir=str(out_dir / "caption"), batch_size=32,
-                         time_budget=time_budget, lr=3e-3, eval_every=100, device=device,
-                         seed=seed, warmup_steps=20, select_metric="bleu4", clip=5.0)
-    train_caption(captions, folder / "images", caption_model_options(),
-                  CaptionDataOptions(min_freq=1, val_fraction=0.03, val_images=100),
-                  EncoderOptions("small-cnn", pretrained=False), config, overwrite=True)
+    unseen_scenes = held_out_scenes(n_unseen, seed + 2)
+    unseen = write_scene_images(out_dir / "shapes" / "unseen", unseen_scenes)
+    err.print(f"\n[bold]Captioner[/bold] (small CNN from scratch) on shapes-world scenes drawn "
+              f"on the fly ({time_budget:.0f}s of training; it needs about 20 minutes on a "
+              "laptop CPU to caption nearly every unseen scene right)")
+    train_shapes_captioner(out_dir / "caption",
+                           shapes_caption_config(out_dir / "caption", time_budget, device, seed),
+                           unseen_scenes)
     checkpoint = out_dir / "caption" / "best.pt"
     exact, rows = shapes_exact_match(checkpoint, unseen, device)
     out.print("\n[bold]Captions of scenes the captioner never saw (beam 3):[/bold]")

@@ -21,11 +21,12 @@ from seqgen.data.captions import (
     split_images,
     train_transform,
 )
-from seqgen.data.synthetic import scenes
+from seqgen.data.synthetic import english_words, scene_key, scenes
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu
 from seqgen.models.captioner import CaptionConfig, ShowAndTell
-from seqgen.models.encoders import build_encoder, freeze
+from seqgen.models.encoders import SMALL_SPEC, build_encoder, freeze
+from seqgen.tokenizers import UNK_ID
 
 FLICKR = SHARED_DATA / "flickr8k-mini"
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite_pytorch") is not None
@@ -374,16 +375,43 @@ def test_torchvision_backbone_without_cached_weights_says_where_to_put_them(monk
     assert info.pretrained and info.weights_id.startswith("file:")
 
 
-def test_scenes_are_rendered_for_the_demo(tmp_path):
-    from seqgen.demo import write_shapes_images
+def test_held_out_scenes_are_distinct_and_saved_as_images(tmp_path):
+    from seqgen.demo import held_out_scenes, write_scene_images
 
-    captions, unseen = write_shapes_images(tmp_path, 20, 5, seed=1, size=32)
-    rows = list(csv.reader(captions.open()))
-    assert rows[0] == ["image", "caption"] and len(rows) == 21
-    train_captions = {r[1] + str(i) for i, r in enumerate(rows[1:])}
-    assert len(unseen) == 5 and all(p.exists() for p, _ in unseen)
-    assert len(train_captions) == 20
-    assert [s.english() for s in scenes(20, 1)] == [r[1] for r in rows[1:]]
+    held = held_out_scenes(30, seed=1)
+    assert len({scene_key(s) for s in held}) == 30
+    files = write_scene_images(tmp_path, held[:5], size=32)
+    assert [c for _, c in files] == [s.english() for s in held[:5]]
+    assert all(Image.open(p).size == (32, 32) for p, _ in files)
+
+
+def test_fresh_scene_batches_repeat_by_position_and_skip_held_out_scenes():
+    from seqgen.data.scene_batches import FreshSceneBatches
+
+    tokenizer = build_caption_tokenizer([" ".join(english_words())])
+    first = FreshSceneBatches(tokenizer, SMALL_SPEC, 16, batches_per_epoch=3, seed=4)
+    held = frozenset(scene_key(s) for s in first.scenes(0, 1)[:8])
+    data = FreshSceneBatches(tokenizer, SMALL_SPEC, 16, batches_per_epoch=3, seed=4, exclude=held)
+    batches = list(data.batches())
+    assert len(batches) == 3
+    images, inputs, targets = batches[1]
+    assert images.shape == (16, 3, 64, 64) and inputs.size(0) == targets.size(0) == 16
+    assert all(scene_key(s) not in held for e in (0, 1) for b in range(3)
+               for s in data.scenes(e, b))
+    # Resuming in the middle of an epoch draws the very same scenes.
+    again = list(data.batches(0, start=1))[0]
+    assert all(torch.equal(a, b) for a, b in zip(again, batches[1]))
+    assert [s.english() for s in data.scenes(1, 0)] != [s.english() for s in data.scenes(0, 0)]
+    assert UNK_ID not in targets
+
+
+def test_scene_batches_match_the_caption_time_transform():
+    from seqgen.data.scene_batches import scene_images
+
+    shown = scenes(4, 9)
+    transform = eval_transform(SMALL_SPEC)
+    expected = torch.stack([transform(s.render(SMALL_SPEC.crop)) for s in shown])
+    assert torch.allclose(scene_images(shown, SMALL_SPEC), expected, atol=1e-6)
 
 
 def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
@@ -392,7 +420,7 @@ def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
     from seqgen.demo import demo_captioning
 
     console = Console(file=open(tmp_path / "out.txt", "w"), width=100)  # noqa: SIM115
-    exact = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_train=40, n_unseen=4)
+    exact = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_unseen=4)
     console.file.close()
     text = (tmp_path / "out.txt").read_text()
     assert 0 <= exact <= 1 and "unseen scenes captioned exactly" in text

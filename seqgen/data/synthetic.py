@@ -104,6 +104,12 @@ class Scene:
         return image
 
 
+def english_words() -> list[str]:
+    """Every word an English description can use: the captioner's whole vocabulary."""
+    relation_words = sorted({w for relation in RELATIONS for w in relation.split()})
+    return ["a", "that", "is", *KINDS, *COLOURS, *(s for s in SIZES if s), *relation_words]
+
+
 def _english_np(shape: Shape) -> str:
     adjectives = " ".join(a for a in (shape.size, shape.colour) if a)
     return f"a {adjectives} {shape.kind}"

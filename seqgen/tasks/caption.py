@@ -84,7 +84,7 @@ def decode_images(model: ShowAndTell, images: torch.Tensor, beam: int = 3, n_bes
 
     def step(tokens, state):
         logits, state = model.step(tokens, state)
-        return logits.float().index_fill(-1, never, float("-inf")), state
+        return logits.float().index_fill_(-1, never, float("-inf")), state
 
     results: list[list[Hypothesis]] = []
     was_training = model.training
@@ -265,34 +265,52 @@ def train_caption(
         else:
             train_images = train_paths
 
-    config = from_dict(CaptionConfig, {
-        **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
-        "encoder": info.name, "finetune_encoder": trainable,
-        "encoder_lr": encoder_options.encoder_lr or (
-            train_config.lr / 10 if info.pretrained else train_config.lr)})
-    torch.manual_seed(train_config.seed)
-    model = ShowAndTell(config, encoder)
-    n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
     max_len = data_options.max_len
     train_data = CaptionBatches(train_images, _pairs(train_entries, tokenizer),
                                 train_config.batch_size, seed=train_config.seed,
                                 transform=train_tf, max_len=max_len)
-    val_refs = [[normalize_caption(c) for c in e.captions] for e in val_entries]
-    val_batches = CaptionBatches(val_images, _pairs(val_entries, tokenizer), 256,
-                                 shuffle=False, max_len=max_len)
-    val = ValData(val_images, val_refs, [e.image for e in val_entries], val_batches)
+    val = validation_data(val_images, [e.captions for e in val_entries],
+                          [e.image for e in val_entries], tokenizer, max_len)
+    data_meta = {"format": fmt, "options": to_dict(data_options),
+                 "encoder_options": to_dict(encoder_options), "max_len": max_len}
+    return fit_captioner(encoder, info, trainable, encoder_options.encoder_lr, tokenizer,
+                         train_data, val, model_options, data_meta, train_config, reporter,
+                         "cached features" if use_features else "", resume)
+
+
+def validation_data(images: torch.Tensor, captions: Sequence[Sequence[str]],
+                    names: list[str], tokenizer: Tokenizer, max_len: int = MAX_LEN) -> ValData:
+    """Validation images (or features) with all their reference captions."""
+    pairs = [(i, encode_caption(tokenizer, c)) for i, refs in enumerate(captions) for c in refs]
+    return ValData(images, [[normalize_caption(c) for c in refs] for refs in captions], names,
+                   CaptionBatches(images, pairs, 256, shuffle=False, max_len=max_len))
+
+
+def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
+                  tokenizer: Tokenizer, train_data, val: ValData, model_options: dict,
+                  data_meta: dict, train_config: TrainConfig, reporter: ProgressReporter,
+                  note: str = "", resume: bool = False) -> FitResult:
+    """Build the Show-and-Tell model around ``encoder`` and train it with the shared trainer
+    on any batch source (caption files, or scenes drawn on the fly)."""
+    config = from_dict(CaptionConfig, {
+        **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
+        "encoder": info.name, "finetune_encoder": trainable,
+        "encoder_lr": encoder_lr or (train_config.lr / 10 if info.pretrained
+                                     else train_config.lr)})
+    torch.manual_seed(train_config.seed)
+    model = ShowAndTell(config, encoder)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
     reporter.message(
         f"model: {info.name} encoder ({'trained' if trainable else 'frozen'}"
-        f"{', cached features' if use_features else ''}), {config.layers}×{config.hidden} "
+        f"{', ' + note if note else ''}), {config.layers}×{config.hidden} "
         f"{config.cell} decoder, {n_params / 1e6:.2f}M decoder parameters, "
         f"{len(train_data)} batches per epoch")
     meta = {
         "task": TASK,
         "model_config": to_dict(config),
         "tokenizer": tokenizer.to_dict(),
-        "data": {"transform": info.spec.to_dict(), "format": fmt,
-                 "options": to_dict(data_options), "encoder_options": to_dict(encoder_options),
-                 "encoder_weights": info.weights_id, "max_len": max_len},
+        "data": {"transform": info.spec.to_dict(), "encoder_weights": info.weights_id,
+                 **data_meta},
     }
     task = CaptionTask(tokenizer, MAX_LEN)
     task.val = val
