@@ -195,6 +195,20 @@ def test_beam_one_equals_greedy_and_search_without_eos_returns_a_hypothesis():
     assert len(hyps[0]) == 2 and all(len(h.tokens) == 6 for h in hyps[0])
 
 
+@pytest.mark.parametrize("attention,feeding", [("luong", False), ("bahdanau", True),
+                                               ("none", False)])
+def test_batched_beam_translations_equal_one_sentence_at_a_time(attention, feeding):
+    # Beams share their input's encoder memory; inputs leave the batch as they finish.
+    model = tiny_model(attention, input_feeding=feeding, cell="lstm", seed=3)
+    src_tok = build_tokenizer("word", ["a b c d e f g h i j k l m n o p"])
+    translator = Translator(model, src_tok, build_tokenizer("word", ["x y z w v u t s r q p"]))
+    sentences = ["a b c", "d e f g h i j", "k", "l m", "n o p a b", "c c c c"]
+    batched = translator.translate(sentences, beam=4, alpha=0.6, n_best=2, batch_size=8)
+    alone = [translator.translate([s], beam=4, alpha=0.6, n_best=2)[0] for s in sentences]
+    assert [[t.tokens for t in r] for r in batched] == [[t.tokens for t in r] for r in alone]
+    assert [r[0].score for r in batched] == pytest.approx([r[0].score for r in alone], abs=1e-4)
+
+
 def fit_tiny(tmp_path, pairs=PAIRS, **options):
     config = TrainConfig(out_dir=str(tmp_path / "tr"), batch_size=4, max_steps=250, lr=1e-2,
                          eval_every=250, warmup_steps=10, seed=0, quiet=True,
