@@ -188,8 +188,8 @@ def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, o
     unseen_scenes = held_out_scenes(n_unseen, seed + 2)
     unseen = write_scene_images(out_dir / "shapes" / "unseen", unseen_scenes)
     err.print(f"\n[bold]Captioner[/bold] (small CNN from scratch) on shapes-world scenes drawn "
-              f"on the fly ({time_budget:.0f}s of training; it needs about 20 minutes on a "
-              "laptop CPU to caption nearly every unseen scene right)")
+              f"on the fly ({time_budget:.0f}s of training; it takes about 40 minutes on 2 CPU "
+              "cores to caption nearly every unseen scene right)")
     train_shapes_captioner(out_dir / "caption",
                            shapes_caption_config(out_dir / "caption", time_budget, device, seed),
                            unseen_scenes)

@@ -24,7 +24,7 @@ class CaptionConfig:
     encoder: str = "efficientnet-lite0"
     cell: str = "lstm"
     embed: int = 256
-    hidden: int = 512
+    hidden: int = 256
     layers: int = 1
     dropout: float = 0.5
     finetune_encoder: bool = False
