@@ -143,9 +143,10 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
     encoder, info, trainable = prepare_encoder(EncoderOptions(SMALL_CNN, pretrained=False),
                                                options["feature_dim"])
     tokenizer = build_caption_tokenizer([" ".join(english_words())])
-    val = held_out_scenes(n_val + len(unseen), config.seed + 7)
-    val = [s for s in val if scene_key(s) not in {scene_key(u) for u in unseen}][:n_val]
-    exclude = frozenset(scene_key(s) for s in [*val, *unseen])
+    unseen_keys = {scene_key(s) for s in unseen}
+    val = [s for s in held_out_scenes(n_val + len(unseen), config.seed + 7)
+           if scene_key(s) not in unseen_keys][:n_val]
+    exclude = frozenset(unseen_keys | {scene_key(s) for s in val})
     train = FreshSceneBatches(tokenizer, info.spec, config.batch_size, batches_per_epoch,
                               config.seed, exclude)
     val_data = validation_data(scene_images(val, info.spec), [[s.english()] for s in val],
