@@ -239,7 +239,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--embed", type=int, default=256)
     parser.add_argument("--budget", default=None,
-                        help="quality: training time (default 15m); shapes: (default 20m)")
+                        help="quality: training time (default 15m); shapes: (default 40m)")
     parser.add_argument("--unseen", type=int, default=200, help="shapes: unseen scenes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -250,7 +250,7 @@ def main() -> None:
         args.budget = args.budget or "15m"
         args.out = args.out or "bench-out/caption-quality"
     elif args.part == "shapes":
-        args.budget = args.budget or "20m"
+        args.budget = args.budget or "40m"
         args.out = args.out or "bench-out/caption-shapes"
     {"cache": part_cache, "throughput": part_throughput, "quality": part_quality,
      "shapes": part_shapes}[args.part](args)
