@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgen.config import TrainConfig, parse_duration
+from seqgen.distributed import is_main_process
 from seqgen.errors import UserError
 
 app = typer.Typer(
@@ -110,6 +111,8 @@ def report_fit(result) -> None:
             f"good checkpoints in {result.out_dir} are kept; try a lower --lr or --clip.\n"
         )
         raise typer.Exit(1)
+    if not is_main_process():
+        return
     best = "" if result.best is None else f"; best validation {result.best:.4f}"
     err.print(f"stopped ({result.reason}) at step {result.step}{best}; checkpoints in "
               f"{result.out_dir}", markup=False)

@@ -7,6 +7,8 @@ import math
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from seqgen.distributed import is_main_process
+
 
 def format_seconds(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
@@ -28,7 +30,7 @@ class ProgressReporter:
 
     def __init__(self, console: Console | None = None, quiet: bool = False):
         self.console = console or Console(stderr=True)
-        self.quiet = quiet
+        self.quiet = quiet or not is_main_process()
         self.live = self.console.is_terminal and not quiet
         self._progress: Progress | None = None
         self._task = None

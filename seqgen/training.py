@@ -27,6 +27,7 @@ from torch import nn
 
 from seqgen.checkpoint import load_checkpoint, save_checkpoint
 from seqgen.config import TrainConfig, to_dict
+from seqgen.distributed import join_world
 from seqgen.errors import UserError
 from seqgen.models.recurrent import detach_state
 from seqgen.progress import ProgressReporter, format_rate, format_seconds
@@ -113,8 +114,15 @@ class Trainer:
         reporter: ProgressReporter | None = None,
     ):
         self.config = config
-        self.device = resolve_device(config.device)
+        self.world, self.device = join_world(resolve_device(config.device))
         self.model = model.to(self.device)
+        # What the loss runs through: with several processes, the gradient-averaging wrapper.
+        self.net: nn.Module = self.model
+        if self.world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.task = task
         self.train_data = train_data
         self.val_data = val_data
@@ -211,7 +219,8 @@ class Trainer:
         }
 
     def save(self, name: str) -> None:
-        save_checkpoint(self.out_dir / name, self._payload())
+        if self.world.main:
+            save_checkpoint(self.out_dir / name, self._payload())
 
     def restore(self) -> None:
         path = self.out_dir / "last.pt"
@@ -235,12 +244,19 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.world.main:
+            return
         with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
     # ------------------------------------------------------------ validation
     def validate(self) -> bool:
-        """Evaluate, keep best.pt and last.pt; returns True when training should stop early."""
+        """Evaluate (the first process only), keep best.pt and last.pt; returns True, on every
+        process, when training should stop early."""
+        stop = self._validate() if self.world.main else False
+        return self.world.agree(stop, self.device)
+
+    def _validate(self) -> bool:
         self.model.eval()
         with torch.no_grad(), self._autocast():
             metrics = self.task.evaluate(self.model, self.val_data)
@@ -298,19 +314,23 @@ class Trainer:
         try:
             while True:
                 reason = self._budget_reason()
-                if reason:
-                    return reason
+                if self.world.agree(reason is not None, self.device):
+                    return reason or "budget"
                 if self.batch_in_epoch == 0:
                     self.carry = None
                 for batch in self.train_data.batches(self.epoch, self.batch_in_epoch):
                     factor = self.lr_factor()
                     for group in self.optimizer.param_groups:
                         group["lr"] = group["base_lr"] * factor
+                    batch = self.world.shard(batch)
+                    if batch is None:  # fewer rows than processes: every process skips it
+                        self.batch_in_epoch += 1
+                        continue
                     batch = move_to(batch, self.device)
                     with self._autocast():
-                        loss_sum, n_tokens, carry = self.task.loss(self.model, batch, self.carry)
+                        loss_sum, n_tokens, carry = self.task.loss(self.net, batch, self.carry)
                     loss = loss_sum / max(1, n_tokens)
-                    if not torch.isfinite(loss):
+                    if self.world.agree(not bool(torch.isfinite(loss)), self.device):
                         return "diverged"
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -338,7 +358,7 @@ class Trainer:
                         last_val_step = self.step
                         if self.validate():
                             return "early-stop"
-                    if self._budget_reason():
+                    if self.world.agree(self._budget_reason() is not None, self.device):
                         break
                 else:
                     # The epoch ran to its end.

@@ -264,9 +264,10 @@ class TranslateTask:
         self.preview_sources = list(preview_sources)
 
     def loss(self, model, batch, carry):
-        src, src_lens, tgt, n_tokens = batch
+        src, src_lens, tgt, _ = batch
         tf = self.teacher_forcing if model.training else 1.0
         logits = model(src, src_lens, tgt[:, :-1], tf)
+        n_tokens = int((tgt[:, 1:] != PAD_ID).sum())  # of these rows (a process's share)
         return masked_token_loss(logits, tgt[:, 1:], self.label_smoothing), n_tokens, None
 
     def evaluate(self, model, data: ValData) -> dict[str, float]:
