@@ -1,8 +1,15 @@
-"""Option dataclasses shared by the CLI, the trainer and checkpoints (as plain dicts)."""
+"""Option dataclasses shared by the CLI, the trainer and checkpoints (as plain dicts).
+
+Each task's defaults live here once: its model config's field defaults and its training
+preset (``LM_TRAINING``, ``TRANSLATE_TRAINING``, ``CAPTION_TRAINING``). The CLI shows and
+uses them, the library uses them, and nothing else repeats them. No torch import: ``seqgen
+--help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,6 +19,8 @@ from seqgen.errors import UserError
 T = TypeVar("T")
 
 CELLS = ("lstm", "gru", "rnn", "rnn-relu")
+INITS = ("default", "identity")
+ATTENTIONS = ("luong", "bahdanau", "none")
 
 
 def to_dict(obj: Any) -> dict:
@@ -22,6 +31,11 @@ def from_dict(cls: type[T], data: dict) -> T:
     """Build ``cls`` from a dict, ignoring keys it does not know (older/newer checkpoints)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def option(name: str) -> str:
+    """A config field's command-line spelling: ``batch_size`` → ``--batch-size``."""
+    return "--" + name.replace("_", "-")
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$", re.IGNORECASE)
@@ -39,31 +53,128 @@ def parse_duration(text: str | None) -> float | None:
     return float(value) * _UNIT_SECONDS[(unit or "s").lower()]
 
 
-@dataclass
-class LMConfig:
-    vocab_size: int
-    cell: str = "lstm"
-    embed: int = 256
-    hidden: int = 512
-    layers: int = 2
-    dropout: float = 0.1
-    tie_weights: bool = False
-    init: str = "default"
-
-    def __post_init__(self) -> None:
-        check_cell(self.cell)
-        if self.init not in ("default", "identity"):
-            raise UserError(f"unknown --init {self.init!r}: choose default or identity")
-
-
+# ---------------------------------------------------------------- checks shared by configs
 def check_cell(cell: str) -> None:
     if cell not in CELLS:
         raise UserError(f"unknown --cell {cell!r}: choose one of {', '.join(CELLS)}")
 
 
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {option(name)} {value!r}: choose one of {', '.join(choices)}")
+
+
+def check_positive(obj: Any, *names: str, allow_none: bool = False) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and allow_none:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"{option(name)} must be a positive whole number, got {value!r}")
+
+
+def check_fraction(name: str, value: float, low: float = 0.0, high: float = 1.0,
+                   high_open: bool = True) -> None:
+    """``low <= value < high`` (or ``<= high``), and a real number."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and low <= value and (
+        value < high if high_open else value <= high)
+    if not ok:
+        bracket = ")" if high_open else "]"
+        raise UserError(f"{option(name)} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
+
+
+def check_finite(name: str, value: float, positive: bool = False) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (
+            positive and value == 0):
+        need = "a positive number" if positive else "a number >= 0"
+        raise UserError(f"{option(name)} must be {need}, got {value!r}")
+
+
+# The largest sizes seqgen builds: beyond them a model no longer fits any machine it is
+# meant for, and a typo (--hidden 1000000000) must not try to allocate terabytes.
+MAX_WIDTH = 65_536
+MAX_LAYERS = 64
+
+
+def check_recurrent(obj: Any) -> None:
+    """What every recurrent model config shares: cell, sizes, dropout, initialisation."""
+    check_cell(obj.cell)
+    check_positive(obj, "layers", "hidden", "embed")
+    for name in ("hidden", "embed"):
+        if getattr(obj, name) > MAX_WIDTH:
+            raise UserError(f"{option(name)} {getattr(obj, name)} is too large "
+                            f"(at most {MAX_WIDTH:,})")
+    if obj.layers > MAX_LAYERS:
+        raise UserError(f"--layers {obj.layers} is too many (at most {MAX_LAYERS})")
+    check_fraction("dropout", obj.dropout)
+
+
+# ---------------------------------------------------------------- model configs
+@dataclass
+class LMConfig:
+    vocab_size: int
+    cell: str = "lstm"
+    embed: int = 128
+    hidden: int = 512
+    layers: int = 2
+    dropout: float = 0.2
+    tie_weights: bool = False
+    init: str = "default"
+
+    def __post_init__(self) -> None:
+        check_recurrent(self)
+        check_choice("init", self.init, INITS)
+        if self.init == "identity" and not self.cell.startswith("rnn"):
+            raise UserError(f"--init identity (IRNN) is for plain RNNs: use it with --cell "
+                            f"rnn-relu or rnn, not {self.cell}")
+
+
+@dataclass
+class Seq2SeqConfig:
+    src_vocab: int
+    tgt_vocab: int
+    cell: str = "lstm"
+    embed: int = 256
+    hidden: int = 256
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2
+    attention: str = "luong"
+    input_feeding: bool = False
+
+    def __post_init__(self) -> None:
+        check_recurrent(self)
+        check_choice("attention", self.attention, ATTENTIONS)
+        if self.input_feeding and self.attention == "none":
+            raise UserError("--input-feeding needs attention (--attention luong or bahdanau)")
+
+
+@dataclass
+class CaptionConfig:
+    vocab_size: int
+    feature_dim: int
+    encoder: str = "efficientnet-lite0"
+    cell: str = "lstm"
+    embed: int = 256
+    hidden: int = 256
+    layers: int = 1
+    dropout: float = 0.5
+    finetune_encoder: bool = False
+    encoder_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        check_recurrent(self)
+
+
+# ---------------------------------------------------------------- training
+SCHEDULES = ("cosine", "plateau", "constant")
+OPTIMIZERS = ("adamw", "sgd")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 @dataclass
 class TrainConfig:
-    """What the shared trainer needs; every task fills it from its CLI options."""
+    """What the shared trainer needs; each task starts from its preset below."""
 
     out_dir: str = "checkpoints/lm"
     batch_size: int = 32
@@ -71,33 +182,49 @@ class TrainConfig:
     max_steps: int | None = None
     time_budget: float | None = None
     optimizer: str = "adamw"
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     momentum: float = 0.0
     schedule: str = "cosine"
     warmup_steps: int = 50
-    min_lr_ratio: float = 0.05
-    clip: float = 1.0
+    min_lr_ratio: float = 0.05  # cosine ends here; plateau never halves below it
+    plateau_patience: int = 2  # validations without improvement before plateau halves the lr
+    clip: float = 1.0  # 0: no clipping
     eval_every: int | None = 200
     patience: int | None = None
     select_metric: str = "loss"
     device: str = "auto"
+    precision: str = "auto"
     seed: int = 1234
     log_every: int = 10
+    max_bad_steps: int = 5  # non-finite gradients in a row before training stops
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
-            raise UserError(f"unknown --optimizer {self.optimizer!r}: choose adamw or sgd")
-        if self.schedule not in ("cosine", "plateau", "constant"):
-            raise UserError(
-                f"unknown --schedule {self.schedule!r}: choose cosine, plateau or constant"
-            )
-        for name in ("batch_size", "epochs", "max_steps", "eval_every", "patience"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.lr <= 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise UserError("--time-budget must be positive")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_positive(self, "batch_size", "log_every", "max_bad_steps", "plateau_patience")
+        check_positive(self, "epochs", "max_steps", "eval_every", "patience", allow_none=True)
+        check_finite("lr", self.lr, positive=True)
+        check_finite("weight_decay", self.weight_decay)
+        check_finite("clip", self.clip)
+        check_fraction("momentum", self.momentum)
+        check_fraction("min_lr_ratio", self.min_lr_ratio, high_open=False)
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise UserError(f"--warmup must be a whole number >= 0, got {self.warmup_steps!r}")
+        if self.time_budget is not None:
+            check_finite("time_budget", self.time_budget, positive=True)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Each task's training defaults, in one place.
+LM_TRAINING = TrainConfig(out_dir="checkpoints/lm")
+TRANSLATE_TRAINING = TrainConfig(out_dir="checkpoints/translate", batch_size=64, lr=2e-3,
+                                 weight_decay=0.01, warmup_steps=100, eval_every=500,
+                                 select_metric="bleu")
+CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_decay=0.1,
+                               clip=5.0, select_metric="bleu4")
+DEFAULT_EPOCHS = {"lm": 10, "translate": 10, "caption": 20}  # when no budget is given

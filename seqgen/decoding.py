@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from seqgen.errors import UserError
+
 StepFn = Callable[[torch.Tensor, object], tuple[torch.Tensor, object]]
 ReorderFn = Callable[[object, torch.Tensor], object]
 
@@ -24,6 +26,16 @@ class Hypothesis:
     tokens: list[int]
     score: float  # what the search ranked by (length-normalised log-probability in beams)
     logprob: float  # total log-probability of the tokens (and of <eos> when it ended)
+
+
+def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
+    """Sampling options a distribution can be drawn with (NaN or 0 would give NaN logits)."""
+    if not math.isfinite(temperature) or temperature < 0:
+        raise UserError(f"--temp must be a number >= 0 (0 is greedy), got {temperature}")
+    if top_k < 0:
+        raise UserError(f"--top-k must be >= 0 (0: no limit), got {top_k}")
+    if not (math.isfinite(top_p) and 0 < top_p <= 1):
+        raise UserError(f"--top-p must be in (0, 1] (1: no limit), got {top_p}")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -72,6 +84,7 @@ def generate(
 
     Stops after ``length`` steps, or once every sequence has produced ``eos_id``.
     """
+    check_sampling(temperature, top_k, top_p)
     done = torch.zeros(logits.size(0), dtype=torch.bool, device=logits.device)
     for t in range(length):
         tokens = pick_tokens(logits, temperature, top_k, top_p, generator)
@@ -128,6 +141,13 @@ def sample_search(
     return [Hypothesis(tokens[b], logps[b], logps[b]) for b in range(batch_size)]
 
 
+def check_alpha(alpha: float) -> None:
+    """The length penalty's exponent: negative values would favour short outputs and break
+    the bound that stops a search early."""
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise UserError(f"--alpha must be a number >= 0 (0: no length penalty), got {alpha}")
+
+
 def length_penalty(length: int, alpha: float) -> float:
     """GNMT length penalty ((5 + |Y|) / 6) ** alpha; 1 when alpha is 0."""
     return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
@@ -153,6 +173,7 @@ def beam_search(
     A search stops only when no running beam can still beat its n-best finished ones, and
     beams that reach the length limit without ``<eos>`` are returned as they are.
     """
+    check_alpha(alpha)
     K = beam_size
     n_best = min(n_best, K)
     if K == 1:

@@ -141,7 +141,7 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
     guard_out_dir(out_dir, resume=False, overwrite=True)
     options = caption_model_options()
     encoder, info, trainable = prepare_encoder(EncoderOptions(SMALL_CNN, pretrained=False),
-                                               options["feature_dim"])
+                                               options["feature_dim"], config.seed)
     tokenizer = build_caption_tokenizer([" ".join(english_words())])
     unseen_keys = {scene_key(s) for s in unseen}
     val = [s for s in held_out_scenes(n_val + len(unseen), config.seed + 7)

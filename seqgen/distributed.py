@@ -2,8 +2,10 @@
 
 Every process reads the same batches in the same order and trains on its own share of each
 batch's rows, so truncated-BPTT streams stay with one process and a resumed run continues
-exactly. DistributedDataParallel averages the gradients; the first process alone validates,
-prints and writes checkpoints, and every decision to stop is agreed by all of them.
+exactly. DistributedDataParallel averages the gradients; the loss is scaled by the whole
+batch's target count, so the average is per target, as with one process. The first process
+alone validates, prints and writes checkpoints (with every process's carried state and random
+generator), and every decision to stop is agreed by all of them, on the first one's clock.
 """
 
 from __future__ import annotations
@@ -23,18 +25,38 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this World started the process group and ends it
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
-    def agree(self, flag: bool, device: torch.device) -> bool:
-        """True on every process when any one of them says so."""
+    def sync(self, stop: bool, clock: float, device: torch.device) -> tuple[bool, float]:
+        """The once-per-step agreement: stop when any process asks to; every process takes
+        the first one's clock, so budgets and schedules are the same everywhere."""
         if self.size == 1:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0], device=device)
+            return stop, clock
+        value = torch.tensor([1.0 if stop else 0.0, clock if self.main else 0.0],
+                             dtype=torch.float64, device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+        flag, clock = value.tolist()
+        return flag > 0, clock
+
+    def broadcast(self, obj: Any) -> Any:
+        """The first process's ``obj`` on every process."""
+        if self.size == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every process's ``obj``, in rank order, on the first process (None elsewhere)."""
+        if self.size == 1:
+            return [obj]
+        boxes = [None] * self.size if self.main else None
+        dist.gather_object(obj, boxes, dst=0)
+        return boxes
 
     def shard(self, batch: Any) -> Any | None:
         """This process's rows of a batch (tensors whose first dimension is the batch);
@@ -48,6 +70,11 @@ class World:
         picked = tuple(t[self.rank::self.size] if isinstance(t, torch.Tensor) and t.dim()
                        and t.size(0) == rows else t for t in tensors)
         return picked if isinstance(batch, (tuple, list)) else picked[0]
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self.owns_group = False
 
 
 def is_main_process() -> bool:
@@ -72,6 +99,7 @@ def join_world(device: torch.device) -> tuple[World, torch.device]:
     elif device.type != "cpu":
         raise UserError(f"training over several processes runs on CUDA or the CPU, not "
                         f"{device.type}")
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return World(rank, size, local_rank), device
+    return World(rank, size, local_rank, owns), device

@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """A problem with the user's input (file, option, checkpoint), not a bug in seqgen."""
+
+
+class SeqgenWarning(UserWarning):
+    """Something a user should know that does not stop the command; the CLI prints it as one
+    ``warning:`` line on stderr."""

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), and inf where that overflows: never a number that disagrees with the loss."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def group_references(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:

@@ -31,7 +31,7 @@ class ProgressReporter:
     def __init__(self, console: Console | None = None, quiet: bool = False):
         self.console = console or Console(stderr=True)
         self.quiet = quiet or not is_main_process()
-        self.live = self.console.is_terminal and not quiet
+        self.live = self.console.is_terminal and not self.quiet
         self._progress: Progress | None = None
         self._task = None
         self._lines_since_print = 0

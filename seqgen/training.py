@@ -2,23 +2,43 @@
 
 The trainer knows no task. A task object supplies
 
-- ``loss(model, batch, carry) -> (loss_sum, n_tokens, carry)``: summed loss of one batch;
+- ``loss(model, batch, carry) -> (loss_sum, carry)``: the summed loss of a batch's targets;
   ``carry`` is state handed from one batch to the next (truncated BPTT), reset each epoch;
-- ``evaluate(model, data) -> dict``: validation metrics, including the selection metric;
+- ``count_targets(batch) -> int``: how many targets that sum is over;
+- ``evaluate(model, data, final) -> dict``: validation metrics, including the selection
+  metric; ``final`` asks for the full validation after training (a task may read a fixed
+  subset during training, so that validating costs little of the budget);
 - ``preview(model) -> list[str]``: a few short generations to show after validation.
 
 Training data supplies ``len(data)`` (batches per epoch) and ``data.batches(epoch, start)``
-so that a resumed run continues from the exact batch where it stopped.
+(exactly ``len(data) - start`` batches, the same ones for the same arguments) so that a
+resumed run continues from the exact batch where it stopped.
+
+What a run promises, and where it is kept:
+
+- resume is exact: ``last.pt`` holds the weights, optimiser, ``TrainState``, every process's
+  carried state and random generators, and the metric history, all as training continues from
+  them (validation and previews run in eval mode on a forked generator, so they change
+  nothing); a resumed run ends bit-identical to an uninterrupted one on the CPU;
+- nothing non-finite is saved: a step whose gradient norm is not finite is skipped and
+  counted, several in a row stop the run, a NaN validation is never the best;
+- Ctrl-C (or SIGTERM) stops after the current step and writes ``last.pt``; a second one stops
+  at once;
+- one host-device synchronisation per step: the gradient norm, read for the finite check
+  after the backward pass; losses accumulate on the device and are read when logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,19 +46,25 @@ import torch
 from torch import nn
 
 from seqgen.checkpoint import load_checkpoint, save_checkpoint
-from seqgen.config import TrainConfig, to_dict
+from seqgen.config import TrainConfig, from_dict, option, to_dict
+from seqgen.data.prefetch import prefetch
 from seqgen.distributed import join_world
 from seqgen.errors import UserError
+from seqgen.files import atomic_write_text
 from seqgen.models.recurrent import detach_state
+from seqgen.precision import Precision
 from seqgen.progress import ProgressReporter, format_rate, format_seconds
 
 LOWER_IS_BETTER = {"loss", "ppl", "bpc"}
 
 
 class Task(Protocol):
-    def loss(self, model: nn.Module, batch: Any, carry: Any) -> tuple[torch.Tensor, int, Any]: ...
+    def loss(self, model: nn.Module, batch: Any, carry: Any) -> tuple[torch.Tensor, Any]: ...
 
-    def evaluate(self, model: nn.Module, data: Any) -> dict[str, float]: ...
+    def count_targets(self, batch: Any) -> int: ...
+
+    def evaluate(self, model: nn.Module, data: Any, final: bool = False
+                 ) -> dict[str, float]: ...
 
     def preview(self, model: nn.Module) -> list[str]: ...
 
@@ -50,14 +76,47 @@ class TrainData(Protocol):
 
 
 @dataclass
+class TrainState:
+    """The counters a resumed run continues from; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed: float = 0.0  # wall-clock seconds of the run, validation included
+    best: float | None = None
+    best_metrics: dict[str, float] | None = None
+    best_step: int | None = None  # the step best.pt was written at
+    bad_evals: int = 0  # validations since the best one (early stopping)
+    plateau_wait: int = 0  # validations since the plateau schedule last halved the lr
+    plateau_factor: float = 1.0
+    skipped_steps: int = 0  # steps whose gradient was not finite
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        return from_dict(cls, data)
+
+
+@dataclass
 class FitResult:
     reason: str  # budget | epochs | early-stop | interrupted | diverged
     step: int
     best: float | None
     best_metrics: dict[str, float] | None
     out_dir: Path
+    skipped_steps: int = 0
 
 
+@dataclass
+class _Window:
+    """Training figures between two log lines; the loss stays on the device until read."""
+
+    loss: torch.Tensor | float = 0.0
+    targets: int = 0  # this process's
+    tokens: int = 0  # the whole batch's, every process together
+    start: float = field(default_factory=time.perf_counter)
+
+
+# ------------------------------------------------------------------------------ setup helpers
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -77,15 +136,81 @@ def resolve_device(name: str) -> torch.device:
 
 def guard_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to train over an earlier run's checkpoints unless told to resume or replace it."""
+    if resume and overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite replaces it: "
+                        "pass one of them")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file, not a folder")
     existing = [p.name for p in (out_dir / "best.pt", out_dir / "last.pt") if p.exists()]
     if existing and not (resume or overwrite):
         raise UserError(
             f"{out_dir} already holds a run ({', '.join(existing)}): pass --resume to continue "
             "it, --overwrite to replace it, or --out DIR for a new folder"
         )
-    if overwrite and not resume:
+    if overwrite:
         for name in ("best.pt", "last.pt", "metrics.jsonl"):
             (out_dir / name).unlink(missing_ok=True)
+
+
+def load_run(out_dir: Path, task: str, run: dict[str, Any],
+             explicit: Collection[str] | None = None) -> dict[str, Any]:
+    """For ``--resume``: the run's ``last.pt``, once the options that define a run (``run``:
+    option name → value) agree with it. ``explicit`` names the options the user gave (the
+    CLI's; None: all of ``run`` counts); the others are taken from the run."""
+    path = out_dir / "last.pt"
+    if not path.is_file():
+        raise UserError(f"--resume: {out_dir} holds no last.pt to continue from; train without "
+                        "--resume to start a run there, or point --out at an earlier run")
+    saved = load_checkpoint(path, task=task)
+    if "run" not in saved:
+        raise UserError(f"--resume: {path} was written by an older seqgen and cannot be "
+                        "continued; train into a new --out")
+    defined = saved["run"]
+    for name, value in run.items():
+        if (explicit is None or name in explicit) and name in defined \
+                and defined[name] != value:
+            raise UserError(
+                f"--resume: {option(name)} {value} differs from the run in {out_dir} "
+                f"({option(name)} {defined[name]}); leave the option out to continue that run, "
+                "or train into a new --out"
+            )
+    return saved
+
+
+BUDGETS = ("epochs", "max_steps", "time_budget")
+
+
+def resumed_config(saved: dict[str, Any], given: TrainConfig,
+                   explicit: Collection[str] | None = None) -> TrainConfig:
+    """The run's training options with the ones given now on top: a budget given now
+    replaces the run's (so it can extend it), a new --lr applies from the resumed step on.
+    Without ``explicit``, the given config counts as it is."""
+    if explicit is None:
+        return given
+    base = from_dict(TrainConfig, saved["train_config"])
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    chosen = {name for name in explicit if name in names}
+    if chosen & set(BUDGETS):
+        chosen |= set(BUDGETS)
+    chosen |= {"out_dir", "quiet"}
+    return base.replace(**{name: getattr(given, name) for name in chosen})
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig,
+                    device: torch.device) -> torch.optim.Optimizer:
+    """AdamW or SGD over the trainable parameters; models may split them in groups with
+    their own learning rates (``param_groups(lr)``). ``base_lr`` is each group's peak."""
+    groups_fn = getattr(model, "param_groups", None)
+    groups = groups_fn(config.lr) if callable(groups_fn) else [
+        {"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}
+    ]
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, **fused)
 
 
 def move_to(obj: Any, device: torch.device) -> Any:
@@ -98,10 +223,21 @@ def move_to(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _state_to(obj: Any, device: torch.device) -> Any:
-    return None if obj is None else move_to(obj, device)
+def _pinned(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.pin_memory()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_pinned(o) for o in obj)
+    return obj
 
 
+def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+    """metrics.jsonl is strict JSON: a non-finite number is written as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()}
+
+
+# ------------------------------------------------------------------------------ the trainer
 class Trainer:
     def __init__(
         self,
@@ -115,6 +251,7 @@ class Trainer:
     ):
         self.config = config
         self.world, self.device = join_world(resolve_device(config.device))
+        self.precision = Precision.resolve(config.precision, self.device)
         self.model = model.to(self.device)
         # What the loss runs through: with several processes, the gradient-averaging wrapper.
         self.net: nn.Module = self.model
@@ -129,265 +266,392 @@ class Trainer:
         self.meta = meta
         self.out_dir = Path(config.out_dir)
         self.reporter = reporter or ProgressReporter(quiet=config.quiet)
-        self.optimizer = self._make_optimizer()
+        self.optimizer = build_optimizer(self.model, config, self.device)
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.scaler = self.precision.scaler()
         self.higher_is_better = config.select_metric not in LOWER_IS_BETTER
-        # Everything below is saved in checkpoints and restored by --resume.
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.elapsed = 0.0
-        self.best: float | None = None
-        self.best_metrics: dict[str, float] | None = None
-        self.bad_evals = 0
-        self.plateau_factor = 1.0
+        # Saved in checkpoints and restored by --resume:
+        self.state = TrainState()
         self.history: list[dict[str, Any]] = []
         self.carry: Any = None
+        # This session only:
+        self._interrupted = False
+        self._bad_in_row = 0
+        self._grad_norm = 0.0
+        self._last_val_step = -1
+        self._window = _Window()
+        self._tick = time.perf_counter()
 
-    # ----------------------------------------------------------------- setup
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        groups_fn = getattr(self.model, "param_groups", None)
-        params = groups_fn(c.lr) if callable(groups_fn) else [
-            {"params": [p for p in self.model.parameters() if p.requires_grad], "lr": c.lr}
-        ]
-        for group in params:
-            group["base_lr"] = group["lr"]
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                   weight_decay=c.weight_decay)
-        fused = self.device.type == "cuda"
-        return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay,
-                                 **({"fused": True} if fused else {}))
+    # ------------------------------------------------------------------------- the run
+    def fit(self, resume: bool = False) -> FitResult:
+        torch.manual_seed(self.config.seed)
+        try:
+            if resume:
+                self.restore()
+            elif self.world.main:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            if len(self.train_data) == 0:
+                raise UserError("the training data gives no batch: use more data or a "
+                                "smaller batch")
+            self.model.train()
+            with self.reporter, self._graceful_stop():
+                reason = self._loop()
+                if reason in ("budget", "epochs", "early-stop"):
+                    self.final_validation()
+            s = self.state
+            if reason != "diverged":  # a diverged model must not replace the last good one
+                best_now = s.step > 0 and (s.best is None or s.best_step == s.step)
+                self.save("last.pt", *(("best.pt",) if best_now else ()))
+        finally:
+            self.world.close()
+        s = self.state
+        return FitResult(reason, s.step, s.best, s.best_metrics, self.out_dir, s.skipped_steps)
 
-    def _autocast(self):
+    def _loop(self) -> str:
+        """The run, one named stage per line; validation has one site, stopping one test."""
+        if reason := self._stop_reason():
+            return reason  # e.g. resumed with a budget already spent
+        self._tick = time.perf_counter()
+        with contextlib.closing(self._batches()) as batches:
+            for batch, epoch_ends in batches:
+                self._set_lr()  # warm-up, then the schedule
+                self._train_step(batch)  # forward, backward, finite check, clip, step
+                self._advance(epoch_ends)  # counters; the agreed clock and stop flag
+                self._maybe_log()  # metrics.jsonl and the progress line
+                reason = self._stop_reason()  # budget, epochs, Ctrl-C, divergence
+                if self._maybe_validate(epoch_ends or reason in ("budget", "epochs")):
+                    return "early-stop"
+                if reason:
+                    return reason
+        raise AssertionError("the batches never end")
+
+    # ------------------------------------------------------------------------- stages
+    def _batches(self) -> Iterator[tuple[Any, bool]]:
+        """Batches from where the run stands, epoch after epoch, each prepared (counted,
+        sharded, pinned) while the previous one trains on an accelerator; with whether it is
+        the epoch's last."""
+        depth = 0 if self.device.type == "cpu" else 2
+        while True:
+            n, first = len(self.train_data), self.state.batch_in_epoch
+            source = self.train_data.batches(self.state.epoch, first)
+            with prefetch(map(self._prepare, source), depth) as prepared:
+                for i, item in enumerate(prepared, start=first + 1):
+                    yield item, i == n
+
+    def _prepare(self, batch: Any) -> tuple[Any, int, int]:
+        """(this process's rows, targets in the whole batch, targets in those rows)."""
+        total = self.task.count_targets(batch)
+        rows = self.world.shard(batch)
+        if rows is None:  # fewer rows than processes: every process skips this batch
+            return None, total, 0
+        mine = self.task.count_targets(rows) if self.world.size > 1 else total
         if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+            rows = _pinned(rows)
+        return rows, total, mine
 
-    # -------------------------------------------------------------- progress
-    def progress(self) -> float:
-        """Fraction of the training budget used: the largest of steps, time and epochs."""
-        c = self.config
-        parts = [0.0]
-        if c.max_steps:
-            parts.append(self.step / c.max_steps)
-        if c.time_budget:
-            parts.append(self.elapsed / c.time_budget)
-        if c.epochs:
-            n = max(1, len(self.train_data))
-            parts.append((self.epoch + self.batch_in_epoch / n) / c.epochs)
-        return min(1.0, max(parts))
+    def _set_lr(self) -> None:
+        factor = self.lr_factor()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
 
-    def lr_factor(self) -> float:
-        c = self.config
-        warm = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
-        if c.schedule == "cosine":
-            p = self.progress()
-            cosine = 0.5 * (1 + math.cos(math.pi * p))
-            return warm * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
-        if c.schedule == "plateau":
-            return warm * self.plateau_factor
-        return warm
+    def _train_step(self, prepared: tuple[Any, int, int]) -> None:
+        batch, total, mine = prepared
+        if batch is None:
+            return
+        batch = move_to(batch, self.device)
+        with self.precision.autocast():
+            loss_sum, carry = self.task.loss(self.net, batch, self.carry)
+        # DistributedDataParallel averages gradients over processes; scaled by the whole
+        # batch's target count, that average is the mean over every target of the batch.
+        loss = loss_sum.float() * (self.world.size / max(1, total))
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.clip or math.inf)
+        grad_norm = float(norm)  # the step's one host-device synchronisation
+        finite = math.isfinite(grad_norm)  # the same on every process: gradients are shared
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skips the update itself when not finite
+            self.scaler.update()
+        elif finite:
+            self.optimizer.step()
+        if not finite:
+            self.state.skipped_steps += 1
+            self._bad_in_row += 1
+            self.carry = None  # the carried state may be poisoned too: restart the streams
+            return
+        self._bad_in_row = 0
+        self._grad_norm = grad_norm
+        self.carry = detach_state(carry)
+        w = self._window
+        w.loss = w.loss + loss_sum.detach().float()
+        w.targets += mine
+        w.tokens += total
 
-    def _budget_reason(self) -> str | None:
-        c = self.config
-        if c.max_steps and self.step >= c.max_steps:
+    def _advance(self, epoch_ends: bool) -> None:
+        s = self.state
+        s.step += 1
+        s.batch_in_epoch += 1
+        if epoch_ends:
+            s.epoch += 1
+            s.batch_in_epoch = 0
+            self.carry = None  # streams start again at the corpus start
+        now = time.perf_counter()
+        s.elapsed += now - self._tick
+        self._tick = now
+        self._interrupted, s.elapsed = self.world.sync(self._interrupted, s.elapsed,
+                                                       self.device)
+
+    def _maybe_log(self) -> None:
+        c, s, w = self.config, self.state, self._window
+        if s.step % c.log_every:
+            return
+        loss = float(w.loss) / w.targets if w.targets else math.nan
+        rate = w.tokens / max(1e-9, time.perf_counter() - w.start)
+        self._window = _Window()
+        self._log({"kind": "train", "step": s.step, "loss": round(loss, 5),
+                   "lr": self.optimizer.param_groups[0]["lr"],
+                   "grad_norm": round(self._grad_norm, 4), "tokens_per_s": round(rate, 1)})
+        self._show(loss, rate)
+
+    def _stop_reason(self) -> str | None:
+        """Why training should stop now; the same on every process (its inputs are agreed)."""
+        c, s = self.config, self.state
+        if self._bad_in_row >= c.max_bad_steps:
+            return "diverged"
+        if self._interrupted:
+            return "interrupted"
+        if c.max_steps and s.step >= c.max_steps:
             return "budget"
-        if c.time_budget and self.elapsed >= c.time_budget:
+        if c.time_budget and s.elapsed >= c.time_budget:
             return "budget"
-        if c.epochs and self.epoch >= c.epochs:
+        if c.epochs and s.epoch >= c.epochs:
             return "epochs"
         return None
 
-    # ----------------------------------------------------------- checkpoints
-    def _payload(self) -> dict[str, Any]:
+    def _maybe_validate(self, force: bool) -> bool:
+        """Validate every ``eval_every`` steps, at an epoch's end and when a budget ends (once
+        per step); True when early stopping says stop."""
+        s, every = self.state, self.config.eval_every
+        due = force or bool(every and s.step % every == 0)
+        if not due or self._last_val_step == s.step:
+            return False
+        self._last_val_step = s.step
+        return self.validate()
+
+    # ------------------------------------------------------------------------- schedule
+    def progress(self) -> float:
+        """Fraction of the training budget used: the largest of steps, time and epochs."""
+        c, s = self.config, self.state
+        parts = [0.0]
+        if c.max_steps:
+            parts.append(s.step / c.max_steps)
+        if c.time_budget:
+            parts.append(s.elapsed / c.time_budget)
+        if c.epochs:
+            n = max(1, len(self.train_data))
+            parts.append((s.epoch + s.batch_in_epoch / n) / c.epochs)
+        return min(1.0, max(parts))
+
+    def lr_factor(self) -> float:
+        c, s = self.config, self.state
+        warm = min(1.0, (s.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        if c.schedule == "cosine":
+            cosine = 0.5 * (1 + math.cos(math.pi * self.progress()))
+            return warm * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
+        if c.schedule == "plateau":
+            return warm * s.plateau_factor
+        return warm
+
+    # ------------------------------------------------------------------------- validation
+    def validate(self) -> bool:
+        """Evaluate (the first process), keep best.pt and last.pt; True, on every process,
+        when early stopping says stop."""
+        update = self._judge(self._evaluate()) if self.world.main else None
+        self.state, improved, previews = self.world.broadcast(update or (self.state, False, []))
+        self.save("last.pt", *(("best.pt",) if improved else ()))
+        for text in previews:
+            self.reporter.message(text)
+        c = self.config
+        return bool(c.patience and self.state.bad_evals >= c.patience)
+
+    def final_validation(self) -> None:
+        """After training, the task's full validation of the final weights (kind "final" in
+        metrics.jsonl), e.g. all the validation text where training read a subset."""
+        if not self.world.main:
+            return
+        metrics, _ = self._evaluate(final=True)
+        s = self.state
+        record = {"kind": "final", "step": s.step, "epoch": s.epoch,
+                  "elapsed": round(s.elapsed, 2), **metrics}
+        self.history.append(record)
+        self._log(record)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        self.reporter.message(f"final validation at step {s.step}: {shown}")
+
+    def _evaluate(self, final: bool = False) -> tuple[dict[str, float], list[str]]:
+        """Metrics and previews, in eval mode and float32, on a forked random generator: what
+        validation does never changes how training continues."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        self.model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                metrics = self.task.evaluate(self.model, self.val_data, final)
+                previews = [] if final else self.task.preview(self.model)
+        finally:
+            self.model.train()
+        return metrics, previews
+
+    def _judge(self, evaluated: tuple[dict[str, float], list[str]]
+               ) -> tuple[TrainState, bool, list[str]]:
+        """Record a validation; update best, early-stopping and plateau counters."""
+        metrics, previews = evaluated
+        c, s = self.config, self.state
+        value = metrics[c.select_metric]
+        # Like ReduceLROnPlateau: a change below 0.01% of the best does not count.
+        margin = abs(s.best) * 1e-4 if s.best is not None else 0.0
+        improved = math.isfinite(value) and (s.best is None or (
+            value > s.best + margin if self.higher_is_better else value < s.best - margin))
+        record = {"kind": "val", "step": s.step, "epoch": s.epoch,
+                  "elapsed": round(s.elapsed, 2), **metrics}
+        self.history.append(record)
+        self._log(record)
+        if improved:
+            s.best, s.best_metrics, s.best_step = value, metrics, s.step
+            s.bad_evals = s.plateau_wait = 0
+        else:
+            s.bad_evals += 1
+            s.plateau_wait += 1
+            if c.schedule == "plateau" and s.plateau_wait >= c.plateau_patience:
+                s.plateau_factor = max(c.min_lr_ratio, s.plateau_factor * 0.5)
+                s.plateau_wait = 0
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        self.reporter.message(f"validation at step {s.step}: {shown}"
+                              + ("  (best so far)" if improved else ""))
+        return s, improved, previews
+
+    # ------------------------------------------------------------------------- checkpoints
+    def _rank_state(self) -> dict[str, Any]:
+        """What only this process knows: its carried state and random generators."""
         rng = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        carry = None if self.carry is None else move_to(self.carry, torch.device("cpu"))
+        return {"carry": carry, "rng": rng}
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def save(self, *names: str) -> None:
+        """Write checkpoints. Every process calls it: each one's state goes in; the first one
+        writes. Weights that are not finite are never written (the run then stops)."""
+        if not self._weights_finite():  # the same on every process: the weights are shared
+            self._bad_in_row = self.config.max_bad_steps
+            self.reporter.message("the weights are no longer finite: not saved")
+            return
+        ranks = self.world.gather(self._rank_state())
+        if not self.world.main:
+            return
+        payload = {
             **self.meta,
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
+            "scaler_state": self.scaler.state_dict() if self.scaler else None,
             "train_config": to_dict(self.config),
-            "trainer_state": {
-                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "elapsed": self.elapsed, "best": self.best, "best_metrics": self.best_metrics,
-                "bad_evals": self.bad_evals, "plateau_factor": self.plateau_factor,
-                "rng": rng, "carry": _state_to(self.carry, torch.device("cpu")),
-            },
+            "trainer_state": {**dataclasses.asdict(self.state), "ranks": ranks},
             "history": self.history,
         }
-
-    def save(self, name: str) -> None:
-        if self.world.main:
-            save_checkpoint(self.out_dir / name, self._payload())
+        for name in names:
+            save_checkpoint(self.out_dir / name, payload)
 
     def restore(self) -> None:
         path = self.out_dir / "last.pt"
-        if not path.exists():
-            raise UserError(f"--resume: no {path} to continue from")
+        if not path.is_file():
+            raise UserError(f"--resume: {self.out_dir} holds no last.pt to continue from")
         data = load_checkpoint(path, task=self.meta.get("task"))
+        # Hyperparameters come from this run's options (a new --lr applies from here on);
+        # the optimiser's statistics come from the checkpoint.
+        options = [{k: v for k, v in g.items() if k != "params"}
+                   for g in self.optimizer.param_groups]
         try:
             self.model.load_state_dict(data["model_state"])
             self.optimizer.load_state_dict(data["optimizer_state"])
-            state = data["trainer_state"]
-        except (RuntimeError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0]
+            if self.scaler is not None and data.get("scaler_state"):
+                self.scaler.load_state_dict(data["scaler_state"])
+            saved = data["trainer_state"]
+            state, ranks = TrainState.from_dict(saved), saved["ranks"]
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
             raise UserError(f"--resume: {path} does not fit this model ({first})") from None
-        for key in ("step", "epoch", "batch_in_epoch", "elapsed", "best", "best_metrics",
-                    "bad_evals", "plateau_factor"):
-            setattr(self, key, state[key])
+        if len(ranks) != self.world.size:
+            raise UserError(f"--resume: {path} was trained by {len(ranks)} process(es); resume "
+                            f"it with the same number (torchrun --nproc_per_node {len(ranks)})")
+        for group, values in zip(self.optimizer.param_groups, options):
+            group.update(values)
+        self.state = state
         self.history = list(data.get("history", []))
-        self.carry = _state_to(state.get("carry"), self.device)
-        torch.set_rng_state(state["rng"]["cpu"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        mine = ranks[self.world.rank]
+        self.carry = None if mine["carry"] is None else move_to(mine["carry"], self.device)
+        torch.set_rng_state(mine["rng"]["cpu"])
+        if "cuda" in mine["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["rng"]["cuda"], self.device)
+        if self.world.main:
+            self._drop_metrics_after(state.step)
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Rows logged after the checkpoint (before a kill) would be logged again: drop them."""
+        path = self.out_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.world.main:
             return
-        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-    # ------------------------------------------------------------ validation
-    def validate(self) -> bool:
-        """Evaluate (the first process only), keep best.pt and last.pt; returns True, on every
-        process, when training should stop early."""
-        stop = self._validate() if self.world.main else False
-        return self.world.agree(stop, self.device)
-
-    def _validate(self) -> bool:
-        self.model.eval()
-        with torch.no_grad(), self._autocast():
-            metrics = self.task.evaluate(self.model, self.val_data)
-        self.model.train()
-        value = metrics[self.config.select_metric]
-        # Like ReduceLROnPlateau: a change below 0.01% of the best does not count.
-        margin = abs(self.best) * 1e-4 if self.best is not None else 0.0
-        improved = self.best is None or (
-            value > self.best + margin if self.higher_is_better else value < self.best - margin
-        )
-        record = {"kind": "val", "step": self.step, "epoch": self.epoch,
-                  "elapsed": round(self.elapsed, 2), **metrics}
-        self.history.append(record)
-        self._log(record)
-        if improved:
-            self.best, self.best_metrics, self.bad_evals = value, metrics, 0
-            self.save("best.pt")
-        else:
-            self.bad_evals += 1
-            if self.config.schedule == "plateau":
-                self.plateau_factor *= 0.5
-        self.save("last.pt")
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        self.reporter.message(f"validation at step {self.step}: {shown}"
-                              + ("  (best so far)" if improved else ""))
-        for text in self.task.preview(self.model):
-            self.reporter.message(text)
-        self.model.train()
-        return bool(self.config.patience and self.bad_evals >= self.config.patience)
-
-    # ------------------------------------------------------------------ loop
-    def fit(self, resume: bool = False) -> FitResult:
-        torch.manual_seed(self.config.seed)
-        if resume:
-            self.restore()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if len(self.train_data) == 0:
-            raise UserError("the training data gives no batch: use more data or a smaller batch")
-        self.model.train()
-        with self.reporter:
-            reason = self._loop()
-        if reason != "diverged":  # a diverged model must not replace the last good one
-            self.save("last.pt")
-            if self.best is None and self.step > 0:
-                self.save("best.pt")
-        return FitResult(reason, self.step, self.best, self.best_metrics, self.out_dir)
-
-    def _loop(self) -> str:
-        c = self.config
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        window_tokens, window_start = 0, time.perf_counter()
-        loss_avg: float | None = None
-        last_val_step = self.step if self.history else -1
-        tick = time.perf_counter()
         try:
-            while True:
-                reason = self._budget_reason()
-                if self.world.agree(reason is not None, self.device):
-                    return reason or "budget"
-                if self.batch_in_epoch == 0:
-                    self.carry = None
-                for batch in self.train_data.batches(self.epoch, self.batch_in_epoch):
-                    factor = self.lr_factor()
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = group["base_lr"] * factor
-                    batch = self.world.shard(batch)
-                    if batch is None:  # fewer rows than processes: every process skips it
-                        self.batch_in_epoch += 1
-                        continue
-                    batch = move_to(batch, self.device)
-                    with self._autocast():
-                        loss_sum, n_tokens, carry = self.task.loss(self.net, batch, self.carry)
-                    loss = loss_sum / max(1, n_tokens)
-                    if self.world.agree(not bool(torch.isfinite(loss)), self.device):
-                        return "diverged"
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    max_norm = c.clip if c.clip and c.clip > 0 else float("inf")
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-                    self.optimizer.step()
-                    self.carry = detach_state(carry)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    now = time.perf_counter()
-                    self.elapsed += now - tick
-                    tick = now
-                    window_tokens += n_tokens
-                    value = float(loss.detach())
-                    loss_avg = value if loss_avg is None else 0.9 * loss_avg + 0.1 * value
-                    if self.step % c.log_every == 0:
-                        rate = window_tokens / max(1e-9, now - window_start)
-                        window_tokens, window_start = 0, now
-                        self._log({"kind": "train", "step": self.step, "loss": round(value, 5),
-                                   "lr": self.optimizer.param_groups[0]["lr"],
-                                   "grad_norm": round(grad_norm, 4),
-                                   "tokens_per_s": round(rate, 1)})
-                        self._show(loss_avg, grad_norm, rate)
-                    if c.eval_every and self.step % c.eval_every == 0:
-                        last_val_step = self.step
-                        if self.validate():
-                            return "early-stop"
-                    if self.world.agree(self._budget_reason() is not None, self.device):
-                        break
-                else:
-                    # The epoch ran to its end.
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                    if last_val_step != self.step:
-                        last_val_step = self.step
-                        if self.validate():
-                            return "early-stop"
-                    continue
-                # A budget ran out mid-epoch: validate once more so best.pt sees the end.
-                if last_val_step != self.step:
-                    if self.validate():
-                        return "early-stop"
-        except KeyboardInterrupt:
-            self.save("last.pt")
-            return "interrupted"
+            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(_jsonable(record)) + "\n")
+        except OSError as exc:
+            raise UserError(f"cannot write {self.out_dir / 'metrics.jsonl'}: "
+                            f"{exc.strerror or exc}") from None
 
-    def _show(self, loss_avg: float, grad_norm: float, rate: float) -> None:
-        c = self.config
+    # ------------------------------------------------------------------------- signals
+    @contextlib.contextmanager
+    def _graceful_stop(self) -> Iterator[None]:
+        """The first Ctrl-C (or SIGTERM, which torchrun and schedulers send) stops training
+        after the current step, so last.pt holds a state training can continue from; a second
+        one stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame) -> None:
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    # ------------------------------------------------------------------------- display
+    def _show(self, loss: float, rate: float) -> None:
+        c, s = self.config, self.state
         fraction = self.progress()
-        eta = None
-        if fraction > 0:
-            eta = self.elapsed * (1 - fraction) / fraction
+        eta = s.elapsed * (1 - fraction) / fraction if fraction > 0 else None
         n = max(1, len(self.train_data))
         fields = {
-            "step": str(self.step),
-            "epoch": f"{self.epoch + self.batch_in_epoch / n:.2f}",
-            "loss": f"{loss_avg:.3f}",
+            "step": str(s.step),
+            "epoch": f"{s.epoch + s.batch_in_epoch / n:.2f}",
+            "loss": f"{loss:.3f}",
         }
         last_val = next((h for h in reversed(self.history) if h["kind"] == "val"), None)
         if last_val:
@@ -395,7 +659,9 @@ class Trainer:
                                       self.task_display_keys(last_val))
         fields["tok/s"] = format_rate(rate)
         fields["lr"] = f"{self.optimizer.param_groups[0]['lr']:.2e}"
-        fields["|g|"] = f"{grad_norm:.2f}"
+        fields["|g|"] = f"{self._grad_norm:.2f}"
+        if s.skipped_steps:
+            fields["skipped"] = str(s.skipped_steps)
         if c.max_steps or c.time_budget or c.epochs:
             fields["ETA"] = format_seconds(eta)
         self.reporter.update(fraction, fields)

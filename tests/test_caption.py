@@ -157,13 +157,41 @@ def test_unreadable_images_are_counted(tmp_path):
     assert checked.skipped == ["bad.jpg", "missing.png"]
 
 
-def test_train_and_caption_time_transforms_are_the_same(flickr):
-    image = load_image(next((flickr / "images").glob("*.jpg")))
-    spec = TransformSpec(64, 56)
-    assert torch.equal(train_transform(spec, augment=False)(image), eval_transform(spec)(image))
-    assert TransformSpec.from_dict(spec.to_dict()) == spec
-    augmented = train_transform(spec, augment=True)(image)
-    assert augmented.shape == (3, 56, 56)
+def test_augmentation_repeats_by_position_and_a_flip_mirrors_the_caption(tmp_path):
+    from seqgen.data.captions import CaptionBatches, encode_caption, mirror_ids
+    from seqgen.data.synthetic import Scene, Shape
+
+    # A red circle in the left column, a blue square in the right one: "left of".
+    scene = Scene((Shape("circle", "red", "big", 1, 0), Shape("square", "blue", "big", 1, 2)))
+    assert scene.english() == "a big red circle left of a big blue square"
+    scene.render(96).save(tmp_path / "scene.png")
+    tokenizer = build_caption_tokenizer([scene.english(), "right"])
+    pairs = [(0, encode_caption(tokenizer, scene.english()))] * 32
+    spec = TransformSpec(64, 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    data = CaptionBatches([tmp_path / "scene.png"], pairs, 32, seed=3,
+                          transform=train_transform(spec, augment=True),
+                          mirror=mirror_ids(tokenizer))
+    images, inputs, _ = data.batch(list(range(32)), epoch=1, number=5)
+    again = data.batch(list(range(32)), epoch=1, number=5)
+    assert torch.equal(images, again[0]) and torch.equal(inputs, again[1])
+    assert not torch.equal(images[0], images[1])  # random crops differ within a batch
+    red = (images[:, 0] > 0.5) & (images[:, 2] < 0)  # (B, H, W) red pixels
+    blue = (images[:, 2] > 0.5) & (images[:, 0] < 0)
+    columns = torch.arange(images.size(-1)).float()
+
+    def centre(mask):
+        return (mask.sum(1).float() * columns).sum(-1) / mask.sum((1, 2)).clamp(min=1)
+
+    red_is_left = centre(red) < centre(blue)
+    says_left = inputs.eq(tokenizer.stoi["left"]).any(1)
+    says_right = inputs.eq(tokenizer.stoi["right"]).any(1)
+    assert 0 < int(red_is_left.sum()) < 32  # some images were flipped, some were not
+    assert torch.equal(says_left, red_is_left) and torch.equal(says_right, ~red_is_left)
+    # Without augmentation, training images get exactly the caption-time transform.
+    plain, flipped = train_transform(spec, augment=False)(load_image(tmp_path / "scene.png"),
+                                                          torch.Generator())
+    assert not flipped
+    assert torch.equal(plain, eval_transform(spec)(load_image(tmp_path / "scene.png")))
 
 
 def test_cached_features_equal_fresh_ones(tmp_path, flickr):
@@ -183,6 +211,16 @@ def test_cached_features_equal_fresh_ones(tmp_path, flickr):
     assert torch.allclose(fresh, again, atol=1e-5) and torch.equal(first, again)
     if HAS_LITE0:
         assert info.feature_dim == 1280
+    # An edited image is encoded again; other encoder weights never see these features.
+    edited = tmp_path / "edited.jpg"
+    shutil.copy(paths[0], edited)
+    encode_images(encoder, [edited], transform, torch.device("cpu"), cache=cache)
+    load_image(paths[1]).save(edited)
+    _, _, hits = encode_images(encoder, [edited], transform, torch.device("cpu"), cache=cache)
+    assert hits == 0
+    other = FeatureCache(tmp_path, f"{info.name}|other-weights")
+    _, _, hits = encode_images(encoder, paths, transform, torch.device("cpu"), cache=other)
+    assert hits == 0
 
 
 @pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0 extra not installed")
@@ -307,7 +345,9 @@ def test_unreadable_images_are_skipped_with_a_count(tmp_path, flickr_slice):
     good = flickr_slice.parent / "images" / entries[1].image
     result = invoke("caption", good, flickr_slice.parent / "images" / entries[0].image,
                     "-c", tmp_path / "c" / "best.pt")
-    assert result.exit_code == 0 and "skipped 1 unreadable image" in result.stderr
+    assert result.exit_code == 0
+    broken = flickr_slice.parent / "images" / entries[0].image
+    assert result.stderr.strip() == f"skipped {broken}: not an image"
 
 
 @pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0 extra not installed")
@@ -423,5 +463,9 @@ def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
     exact = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_unseen=4)
     console.file.close()
     text = (tmp_path / "out.txt").read_text()
-    assert 0 <= exact <= 1 and "unseen scenes captioned exactly" in text
+    marks = [line.lstrip()[0] for line in text.splitlines() if line.lstrip()[:1] in "✓✗"
+             and line.strip()]
+    assert len(marks) == 4  # each unseen scene shown, marked right or wrong
+    assert exact == marks.count("✓") / 4
+    assert f"{exact:.0%} of 4 unseen scenes captioned exactly" in text
     assert (tmp_path / "caption" / "best.pt").exists()

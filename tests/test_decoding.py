@@ -1,8 +1,10 @@
 import math
 
+import pytest
 import torch
 
 from seqgen.decoding import beam_search, filter_logits, generate, pick_tokens, sample_search
+from seqgen.errors import UserError
 
 BOS, EOS = 2, 3
 
@@ -145,3 +147,34 @@ def test_batched_beam_matches_one_at_a_time_with_per_input_limits():
                             int(limits[b]), beam_size=4, n_best=2, alpha=0.6)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in batched[b]]
         assert all(len(h.tokens) <= int(limits[b]) for h in batched[b])
+
+
+def test_the_length_penalty_lets_a_longer_output_win():
+    # BOS → <eos> at once (p 0.4) or a four-word sentence (p 0.6 * 0.8^3 * 1 ≈ 0.31).
+    model = TableModel({
+        BOS: {EOS: 0.4, 4: 0.6},
+        4: {5: 0.8, EOS: 0.2},
+        5: {6: 0.8, EOS: 0.2},
+        6: {7: 0.8, EOS: 0.2},
+        7: {EOS: 1.0},
+    })
+
+    def best(alpha):
+        return beam_search(model.step, model.reorder, None, 1, BOS, EOS, 10, beam_size=4,
+                           alpha=alpha)[0][0]
+
+    assert best(0.0).tokens == []  # raw log-probability prefers the empty output
+    long = best(1.0)
+    assert long.tokens == [4, 5, 6, 7]
+    # GNMT: score = logprob / ((5 + |Y|) / 6) ** alpha, |Y| counting <eos>.
+    assert long.score == pytest.approx(long.logprob / ((5 + 5) / 6) ** 1.0)
+
+
+def test_sampling_options_that_give_no_distribution_are_refused():
+    logits = torch.randn(2, 5)
+    for bad in (dict(temperature=float("nan")), dict(temperature=float("inf")),
+                dict(top_p=0.0), dict(top_p=-1.0), dict(top_k=-1)):
+        with pytest.raises(UserError):
+            list(generate(lambda t, s: (logits, s), None, logits, 3, **bad))
+    with pytest.raises(UserError, match="--alpha"):
+        beam_search(lambda t, s: (logits, s), lambda s, i: s, None, 2, BOS, EOS, 3, alpha=-0.5)

@@ -2,11 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqgen.config import LMConfig
 from seqgen.data.text import StreamBatches, resolve_text_files, split_tokens, tokenize_files
 from seqgen.errors import UserError
-from seqgen.models.lm import RNNLanguageModel
-from seqgen.models.recurrent import detach_state
 
 CHAR = {"level": "char"}
 
@@ -23,35 +20,48 @@ def test_streams_continue_position_by_position():
     assert [x.shape[1] for x, _ in batches.batches(start=8)] == [10]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_carried_state_equals_one_long_forward(cell):
-    torch.manual_seed(0)
-    model = RNNLanguageModel(LMConfig(vocab_size=20, cell=cell, embed=8, hidden=16, layers=2,
-                                      dropout=0.0)).eval()
-    tokens = np.random.default_rng(0).integers(0, 20, size=4 * 61 + 1).astype(np.uint16)
-    batches = StreamBatches(tokens, batch_size=4, bptt=16)
-    with torch.no_grad():
-        state, pieces = None, []
-        for x, _ in batches.batches():
-            logits, state = model(x, state)
-            state = detach_state(state)
-            pieces.append(logits)
-        whole = torch.cat([x for x, _ in batches.batches()], dim=1)
-        full, _ = model(whole)
-    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
+def test_the_trainer_carries_the_state_between_batches_and_resets_it_each_epoch(
+        tmp_path, tiny_corpus, monkeypatch):
+    from seqgen.config import TrainConfig
+    from seqgen.tasks import lm as lm_task
+
+    original = lm_task.LMTask.loss
+    seen = []  # (carry given, state returned) per training step
+
+    def loss(self, model, batch, carry):
+        value, state = original(self, model, batch, carry)
+        if model.training:
+            seen.append((carry, tuple(s.detach().clone() for s in state)))
+        return value, state
+
+    monkeypatch.setattr(lm_task.LMTask, "loss", loss)
+    config = TrainConfig(out_dir=str(tmp_path / "run"), batch_size=4, max_steps=20,
+                         eval_every=None, quiet=True, device="cpu")
+    result = lm_task.train_lm([str(tiny_corpus)], dict(layers=1, hidden=16, embed=8,
+                                                       dropout=0.0),
+                              lm_task.CorpusOptions(), config, bptt=16)
+    per_epoch = (len(tiny_corpus.read_text()) * 95 // 100 - 1) // 4 // 16 + 1
+    assert result.step == 20 and 1 < per_epoch < 20
+    for step, (carry, _) in enumerate(seen):
+        if step % per_epoch == 0:
+            assert carry is None  # an epoch starts the streams again
+        else:
+            previous = seen[step - 1][1]
+            assert all(torch.equal(c, p) for c, p in zip(carry, previous))
+            assert not any(c.requires_grad for c in carry)  # cut from the last graph
 
 
-def test_tokenised_corpus_is_a_memmap_and_cached(tmp_path, shakespeare_slice):
-    first = tokenize_files([shakespeare_slice], CHAR, cache_dir=tmp_path / "c")
+def test_tokenised_corpus_is_a_memmap_and_cached(tmp_path, tiny_corpus):
+    first = tokenize_files([tiny_corpus], CHAR, cache_dir=tmp_path / "c")
     assert isinstance(first.tokens, np.memmap) and not first.cached
-    assert first.tokens.dtype == np.uint16 and len(first.tokens) == 20000
-    second = tokenize_files([shakespeare_slice], CHAR, cache_dir=tmp_path / "c")
+    assert first.tokens.dtype == np.uint16 and len(first.tokens) == len(tiny_corpus.read_text())
+    second = tokenize_files([tiny_corpus], CHAR, cache_dir=tmp_path / "c")
     assert second.cached and np.array_equal(first.tokens, second.tokens)
     # Different settings or different content → a different cache entry.
-    third = tokenize_files([shakespeare_slice], {"level": "word"}, cache_dir=tmp_path / "c")
+    third = tokenize_files([tiny_corpus], {"level": "word"}, cache_dir=tmp_path / "c")
     assert not third.cached
-    shakespeare_slice.write_text("changed text\n", encoding="utf-8")
-    fourth = tokenize_files([shakespeare_slice], CHAR, cache_dir=tmp_path / "c")
+    tiny_corpus.write_text("changed text\n", encoding="utf-8")
+    fourth = tokenize_files([tiny_corpus], CHAR, cache_dir=tmp_path / "c")
     assert not fourth.cached and len(fourth.tokens) == 13
 
 

@@ -1,14 +1,19 @@
 import json
 import math
+import os
+import stat
 
 import pytest
 import torch
 
 from seqgen.checkpoint import load_checkpoint, save_checkpoint
-from seqgen.config import TrainConfig
+from seqgen.config import LMConfig, TrainConfig
 from seqgen.errors import UserError
+from seqgen.files import temporaries
+from seqgen.progress import ProgressReporter
 from seqgen.tasks import lm as lm_task
-from seqgen.tasks.lm import CorpusOptions, load_lm, sample_text, train_lm
+from seqgen.tasks.lm import CorpusOptions, LMTask, load_lm, prepare_lm_data, sample_text, train_lm
+from seqgen.training import Trainer
 
 SMALL = dict(cell="lstm", layers=1, hidden=64, embed=16, dropout=0.0)
 
@@ -19,9 +24,9 @@ def config(tmp_path, **kw):
     return TrainConfig(**{**base, **kw})
 
 
-def train_losses(out_dir):
+def rows(out_dir, kind="train"):
     lines = (out_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(x)["loss"] for x in lines if json.loads(x)["kind"] == "train"]
+    return [json.loads(x) for x in lines if json.loads(x)["kind"] == kind]
 
 
 def test_tiny_model_overfits_tiny_corpus(tmp_path, tiny_corpus):
@@ -35,61 +40,127 @@ def test_tiny_model_overfits_tiny_corpus(tmp_path, tiny_corpus):
     assert text.startswith("log.\nthe cat sat on the mat.")
 
 
-def test_checkpoint_round_trip_gives_the_same_model(tmp_path, tiny_corpus):
-    train_lm([str(tiny_corpus)], SMALL, CorpusOptions(), config(tmp_path, max_steps=5))
-    model, tokenizer, data = load_lm(tmp_path / "run" / "last.pt", "cpu")
-    assert data["task"] == "lm" and data["trainer_state"]["step"] == 5
-    path = tmp_path / "copy.pt"
-    save_checkpoint(path, {k: v for k, v in data.items() if k != "format_version"})
-    again, _, _ = load_lm(path, "cpu")
-    x = torch.tensor([tokenizer.encode("the cat")])
-    assert torch.equal(model(x)[0], again(x)[0])
+def test_saved_checkpoint_gives_back_the_trained_model(tmp_path, tiny_corpus):
+    # Tied weights with a projection and dropout: everything the model holds must survive.
+    options = dict(cell="lstm", layers=2, hidden=48, embed=16, dropout=0.3, tie_weights=True)
+    data = prepare_lm_data([str(tiny_corpus)], CorpusOptions(), 4, 16)
+    torch.manual_seed(0)
+    model = lm_task.RNNLanguageModel(LMConfig(vocab_size=data.tokenizer.vocab_size, **options))
+    meta = {"task": "lm", "model_config": {"vocab_size": data.tokenizer.vocab_size, **options},
+            "tokenizer": data.tokenizer.to_dict(), "data": {"bptt": 16}}
+    trainer = Trainer(model, LMTask(data.tokenizer), data.train, data.val,
+                      config(tmp_path, max_steps=15), meta, ProgressReporter(quiet=True))
+    trainer.fit()
+    loaded, tokenizer, saved = load_lm(tmp_path / "run" / "last.pt", "cpu")
+    assert saved["trainer_state"]["step"] == 15
+    x = torch.tensor([tokenizer.encode("the dog sat")])
+    trainer.model.eval()
+    assert torch.equal(trainer.model(x)[0], loaded(x)[0])
+    assert loaded.decoder.weight is loaded.embedding.weight
 
 
-def test_resume_continues_steps_and_loss_curve(tmp_path, tiny_corpus, monkeypatch):
-    opts = CorpusOptions()
-    train_lm([str(tiny_corpus)], SMALL, opts, config(tmp_path / "a"), bptt=16)
-    straight = train_losses(tmp_path / "a" / "run")
-
-    original = lm_task.LMTask.loss
-    calls = {"n": 0}
-
-    def interrupt_at_step_12(self, model, batch, carry):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt
-        return original(self, model, batch, carry)
-
-    monkeypatch.setattr(lm_task.LMTask, "loss", interrupt_at_step_12)
-    first = train_lm([str(tiny_corpus)], SMALL, opts, config(tmp_path / "b"), bptt=16)
-    assert first.reason == "interrupted" and first.step == 12
-    monkeypatch.setattr(lm_task.LMTask, "loss", original)
-    with pytest.raises(UserError, match="--resume"):
-        train_lm([str(tiny_corpus)], SMALL, opts, config(tmp_path / "b"), bptt=16)
-    second = train_lm([str(tiny_corpus)], SMALL, opts, config(tmp_path / "b"), bptt=16,
-                      resume=True)
-    assert second.step == 20
-    resumed = train_losses(tmp_path / "b" / "run")
-    assert len(resumed) == 20
-    assert resumed == pytest.approx(straight, abs=1e-5)
-
-
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_corpus, monkeypatch):
-    original = lm_task.LMTask.loss
-    calls = {"n": 0}
-
-    def nan_after_six(self, model, batch, carry):
-        calls["n"] += 1
-        loss, n, state = original(self, model, batch, carry)
-        return (loss * float("nan") if calls["n"] > 6 else loss), n, state
-
-    monkeypatch.setattr(lm_task.LMTask, "loss", nan_after_six)
+def test_plateau_halves_the_lr_after_patience_and_stops_at_the_floor(tmp_path, tiny_corpus):
+    # An lr too small to improve anything: every validation after the first is a bad one.
     result = train_lm([str(tiny_corpus)], SMALL, CorpusOptions(),
-                      config(tmp_path, eval_every=5), bptt=16)
-    assert result.reason == "diverged" and result.step == 6
+                      config(tmp_path, schedule="plateau", lr=1e-9, eval_every=2,
+                             max_steps=14, warmup_steps=0, plateau_patience=2,
+                             min_lr_ratio=0.3), bptt=16)
+    state = load_checkpoint(result.out_dir / "last.pt")["trainer_state"]
+    # 7 validations: 6 bad ones; halved after the 2nd (0.5) and 4th (0.25 → floor 0.3).
+    assert state["bad_evals"] == 6
+    assert state["plateau_factor"] == pytest.approx(0.3)
+    lrs = {r["step"]: r["lr"] for r in rows(result.out_dir)}
+    assert lrs[5] == pytest.approx(1e-9)  # two bad validations (steps 4 and 6) come later
+    assert lrs[7] == pytest.approx(0.5e-9)
+    assert lrs[14] == pytest.approx(0.3e-9)
+
+
+def nan_loss_at(steps):
+    """Patch the language model's loss to be NaN at the given (1-based) calls."""
+    original = lm_task.LMTask.loss
+    calls = {"n": 0}
+
+    def loss(self, model, batch, carry):
+        calls["n"] += 1
+        value, state = original(self, model, batch, carry)
+        return (value * float("nan") if calls["n"] in steps else value), state
+
+    return loss
+
+
+def test_a_non_finite_step_is_skipped_and_counted(tmp_path, tiny_corpus, monkeypatch):
+    monkeypatch.setattr(lm_task.LMTask, "loss", nan_loss_at({7}))
+    result = train_lm([str(tiny_corpus)], SMALL, CorpusOptions(),
+                      config(tmp_path, clip=0.0), bptt=16)  # no clipping to hide behind
+    assert result.reason == "budget" and result.step == 20 and result.skipped_steps == 1
     saved = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert saved["trainer_state"]["step"] == 5
+    assert saved["trainer_state"]["skipped_steps"] == 1
     assert all(torch.isfinite(t).all() for t in saved["model_state"].values())
+
+
+def test_non_finite_steps_in_a_row_stop_and_keep_the_last_good_checkpoint(tmp_path,
+                                                                          tiny_corpus,
+                                                                          monkeypatch):
+    monkeypatch.setattr(lm_task.LMTask, "loss", nan_loss_at(set(range(11, 100))))
+    result = train_lm([str(tiny_corpus)], SMALL, CorpusOptions(),
+                      config(tmp_path, clip=0.0, max_bad_steps=3), bptt=16)
+    assert result.reason == "diverged" and result.step == 13
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert saved["trainer_state"]["step"] == 10  # the validation before it went wrong
+    assert all(torch.isfinite(t).all() for t in saved["model_state"].values())
+
+
+def test_a_nan_validation_is_never_the_best(tmp_path, tiny_corpus, monkeypatch):
+    original = lm_task.LMTask.evaluate
+    calls = {"n": 0}
+
+    def nan_first(self, model, data, final=False):
+        calls["n"] += 1
+        metrics = original(self, model, data, final)
+        return {**metrics, "loss": math.nan} if calls["n"] == 1 else metrics
+
+    monkeypatch.setattr(lm_task.LMTask, "evaluate", nan_first)
+    result = train_lm([str(tiny_corpus)], SMALL, CorpusOptions(), config(tmp_path), bptt=16)
+    state = load_checkpoint(result.out_dir / "best.pt")["trainer_state"]
+    assert state["best_step"] == 20 and math.isfinite(state["best"])
+    assert rows(result.out_dir, "val")[0]["loss"] is None  # strict JSON: NaN written as null
+
+
+@pytest.mark.parametrize("lr", [math.nan, math.inf, 0.0, -1e-3])
+def test_a_learning_rate_that_is_not_a_positive_number_is_refused(tmp_path, lr):
+    with pytest.raises(UserError, match="--lr"):
+        config(tmp_path, lr=lr)
+
+
+def test_the_last_validation_reads_all_the_text_and_matches_evaluate_lm(tmp_path,
+                                                                        tiny_corpus,
+                                                                        monkeypatch):
+    monkeypatch.setattr(lm_task, "VAL_TOKENS", 50)  # a subset during training
+    val = tmp_path / "val.txt"
+    val.write_text("the dog sat on the mat.\nthe cat sat on the log.\n" * 6, encoding="utf-8")
+    result = train_lm([str(tiny_corpus)], {**SMALL, "dropout": 0.2}, CorpusOptions(),
+                      config(tmp_path), bptt=16, val_file=str(val))
+    final = rows(result.out_dir, "final")[-1]
+    during = rows(result.out_dir, "val")[-1]
+    assert final["step"] == during["step"] == 20 and final["loss"] != during["loss"]
+    scored = lm_task.evaluate_lm(result.out_dir / "last.pt", [str(val)], device="cpu")
+    assert scored["tokens"] == len(val.read_text()) - 1
+    for key in ("loss", "bpc"):
+        assert scored[key] == pytest.approx(final[key], abs=1e-3)
+
+
+def test_checkpoints_get_the_users_permissions_and_no_temporary_is_left(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    stale = tmp_path / ".ckpt.pt.abc123.tmp"  # what a save killed half-way leaves
+    stale.write_bytes(b"half")
+    old = os.umask(0o027)
+    try:
+        save_checkpoint(path, {"task": "lm"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert temporaries(path) == []
+    assert load_checkpoint(path)["task"] == "lm"
 
 
 def test_pickled_object_checkpoint_is_refused(tmp_path):
@@ -106,9 +177,30 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
         load_checkpoint(path, task="lm")
 
 
-def test_plateau_schedule_halves_lr_when_validation_stalls(tmp_path, tiny_corpus):
-    result = train_lm([str(tiny_corpus)], SMALL, CorpusOptions(),
-                      config(tmp_path, schedule="plateau", lr=1e-6, eval_every=2,
-                             max_steps=12, warmup_steps=0), bptt=16)
-    state = load_checkpoint(result.out_dir / "last.pt")["trainer_state"]
-    assert state["plateau_factor"] < 1.0
+def test_library_and_cli_defaults_are_one(tmp_path):
+    from typer.main import get_command
+
+    from seqgen.cli import app
+    from seqgen.config import (
+        CAPTION_TRAINING,
+        LM_TRAINING,
+        TRANSLATE_TRAINING,
+        CaptionConfig,
+        Seq2SeqConfig,
+    )
+
+    commands = get_command(app).commands
+    checks = {"train-lm": (LM_TRAINING, LMConfig), "train-translate": (TRANSLATE_TRAINING,
+                                                                       Seq2SeqConfig),
+              "train-caption": (CAPTION_TRAINING, CaptionConfig)}
+    fields = {"lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
+              "warmup": "warmup_steps", "clip": "clip", "eval_every": "eval_every"}
+    for name, (preset, model) in checks.items():
+        defaults = {p.name: p.default for p in commands[name].params}
+        for param, field in fields.items():
+            assert defaults[param] == getattr(preset, field), (name, param)
+        for param in ("layers", "hidden", "embed", "dropout", "cell"):
+            assert defaults[param] == getattr(model, param), (name, param)
+        assert str(defaults["out_dir"]) == preset.out_dir
+    with pytest.raises(UserError, match="--init identity"):
+        LMConfig(vocab_size=10, cell="lstm", init="identity")

@@ -17,6 +17,7 @@ from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references
 from seqgen.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from seqgen.tasks.translate import (
+    NEVER,
     PairOptions,
     Translator,
     load_translator,
@@ -121,9 +122,13 @@ def test_pair_batches_resume_on_the_same_batch():
     assert len(full) == len(data) == 7
     rest = list(data.batches(epoch=2, start=4))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(full[4:], rest))
-    src, src_lens, tgt, n = full[0]
-    assert n == int((tgt[:, 1:] != 0).sum())
+    src, src_lens, tgt = full[0]
     assert (src_lens == (src != 0).sum(1)).all()
+    # The targets a batch's loss is summed over: every target token and <eos>, no padding.
+    from seqgen.tasks.translate import TranslateTask
+
+    lengths = [len(data.targets[i]) + 1 for i in data.index_batches(2)[0]]
+    assert TranslateTask(None, None).count_targets(full[0]) == sum(lengths)
 
 
 # ---------------------------------------------------------------------- metrics
@@ -175,15 +180,22 @@ def test_beam_one_equals_greedy_and_search_without_eos_returns_a_hypothesis():
     src_tok = build_tokenizer("word", ["a b c d e f g h i j k l m n o p"])
     translator = Translator(model, src_tok, build_tokenizer("word", ["x y z w v u t s r q p"]))
     sentences = ["a b c", "d e f g h", "i", "zzz unknown words"]
-    greedy = translator.translate(sentences, beam=1)
-    beam1 = [[h] for h in (r[0] for r in translator.translate(sentences, beam=1))]
-    ids = [translator.src_tokenizer.encode(s) for s in sentences]
-    via_beam = translator.translate_ids(ids, beam=1)
-    via_greedy = translator.translate_ids(ids)
-    assert [h[0].tokens for h in via_beam] == [h[0].tokens for h in via_greedy]
-    assert [h[0].logprob for h in via_beam] == pytest.approx([h[0].logprob for h in via_greedy],
-                                                             abs=1e-4)
-    assert greedy == beam1
+    greedy = translator.translate_ids([src_tok.encode(s) for s in sentences])
+    src, lens = pad_batch([src_tok.encode(s) for s in sentences], eos=True)
+    limits = (lens.float() * 2).ceil().long() + 2
+    never = torch.tensor(NEVER)
+
+    def masked(tokens, state):  # what the translator's own search masks
+        logits, state = model.step(tokens, state)
+        return logits.index_fill(-1, never, float("-inf")), state
+
+    # The beam search itself with one beam (translate() would take the greedy path).
+    beam1 = beam_search(masked, model.reorder, model.start(src, lens), len(sentences),
+                        BOS_ID, EOS_ID, limits, beam_size=1)
+    assert len(greedy) == len(beam1) == len(sentences)
+    assert [h[0].tokens for h in beam1] == [h[0].tokens for h in greedy]
+    assert [h[0].logprob for h in beam1] == pytest.approx([h[0].logprob for h in greedy],
+                                                          abs=1e-4)
     # An untrained model that never says <eos>: the search still returns n-best hypotheses.
     state = model.start(*pad_batch([[4, 5]], eos=True))
 
@@ -226,6 +238,7 @@ def test_tiny_model_overfits_and_translates_its_training_set_exactly(tmp_path):
     sources = [s for s, _ in PAIRS]
     assert translator.greedy(sources) == [t for _, t in PAIRS]
     beams = translator.translate(sources, beam=4, alpha=0.6, n_best=3)
+    assert len(beams) == len(sources)
     assert [b[0].text for b in beams] == translator.greedy(sources)
     assert all(len(b) == 3 and b[0].score >= b[1].score >= b[2].score for b in beams)
     # Unknown words are read as <unk>, never a crash.

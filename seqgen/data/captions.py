@@ -18,7 +18,7 @@ import csv
 import hashlib
 import io
 import json
-import os
+import math
 import random
 import re
 from collections import Counter
@@ -32,6 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from seqgen.data.pairs import pad_batch
 from seqgen.errors import UserError
+from seqgen.files import atomic_write
 from seqgen.tokenizers import BOS_ID, EOS_ID, WordTokenizer
 
 FORMATS = ("auto", "coco", "karpathy", "flickr8k", "csv", "jsonl")
@@ -235,11 +236,20 @@ def load_image(path: str | Path) -> Image.Image:
     return image.convert("RGB")
 
 
-def try_load_image(path: str | Path) -> Image.Image | None:
+def try_load_image(path: str | Path) -> tuple[Image.Image | None, str]:
+    """The image, or None and why it cannot be used: not found, not an image, truncated."""
+    path = Path(path)
+    if not path.is_file():
+        return None, "not found"
     try:
-        return load_image(path)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        return None
+        return load_image(path), ""
+    except UnidentifiedImageError:
+        return None, "not an image"
+    except Image.DecompressionBombError:
+        return None, "too many pixels"
+    except (OSError, ValueError, SyntaxError) as exc:
+        text = str(exc)
+        return None, "truncated" if "truncated" in text else f"unreadable ({text})"
 
 
 @dataclass(frozen=True)
@@ -273,18 +283,46 @@ def eval_transform(spec: TransformSpec):
     ])
 
 
-def train_transform(spec: TransformSpec, augment: bool):
-    """Training images: the eval transform, or with ``augment`` a random crop and a flip."""
-    if not augment:
-        return eval_transform(spec)
-    from torchvision import transforms as T
+ImageTransform = Callable[[Image.Image, torch.Generator], tuple[torch.Tensor, bool]]
+MIRRORED_WORDS = (("left", "right"),)  # what a horizontal flip swaps in a caption
 
-    return T.Compose([
-        T.RandomResizedCrop(spec.crop, scale=(0.6, 1.0), antialias=True),
-        T.RandomHorizontalFlip(),
-        T.ToTensor(),
-        T.Normalize(spec.mean, spec.std),
-    ])
+
+def train_transform(spec: TransformSpec, augment: bool) -> ImageTransform:
+    """Training images → (tensor, flipped?): the eval transform, or with ``augment`` a random
+    crop (60–100% of the area, aspect 3:4–4:3) and a horizontal flip half of the time. Random
+    numbers come from the caller's generator, never torch's global one, so batches can be
+    prepared in another thread and a resumed run sees the same crops."""
+    plain = eval_transform(spec)
+    if not augment:
+        return lambda image, generator: (plain(image), False)
+    from torchvision.transforms import functional as TF
+
+    def augmented(image: Image.Image, generator: torch.Generator) -> tuple[torch.Tensor, bool]:
+        u = torch.rand(4, generator=generator).tolist()
+        width, height = image.size
+        area = width * height * (0.6 + 0.4 * u[0])
+        aspect = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[1])
+        w = min(width, max(1, round(math.sqrt(area * aspect))))
+        h = min(height, max(1, round(math.sqrt(area / aspect))))
+        top, left = round((height - h) * u[2]), round((width - w) * u[3])
+        crop = TF.resized_crop(image, top, left, h, w, [spec.crop, spec.crop], antialias=True)
+        flip = bool(torch.rand(1, generator=generator) < 0.5)
+        if flip:
+            crop = TF.hflip(crop)
+        tensor = TF.normalize(TF.to_tensor(crop), list(spec.mean), list(spec.std))
+        return tensor, flip
+
+    return augmented
+
+
+def mirror_ids(tokenizer: WordTokenizer) -> dict[int, int]:
+    """Word ids a horizontal flip swaps ("left" ↔ "right"), where the vocabulary has both."""
+    swaps: dict[int, int] = {}
+    for a, b in MIRRORED_WORDS:
+        if a in tokenizer.stoi and b in tokenizer.stoi:
+            ia, ib = tokenizer.stoi[a], tokenizer.stoi[b]
+            swaps[ia], swaps[ib] = ib, ia
+    return swaps
 
 
 @dataclass
@@ -340,12 +378,7 @@ class FeatureCache:
             return None
 
     def put(self, path: Path, features: np.ndarray) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        file = self._file(path)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, features.astype(np.float32))
-        os.replace(tmp, file)
+        atomic_write(self._file(path), lambda handle: np.save(handle, features.astype(np.float32)))
 
 
 @torch.no_grad()
@@ -371,7 +404,7 @@ def encode_images(encoder: torch.nn.Module, paths: Sequence[Path], transform,
     for start in range(0, len(todo), batch_size):
         chunk, tensors = [], []
         for i in todo[start:start + batch_size]:
-            image = try_load_image(paths[i])
+            image, _ = try_load_image(paths[i])
             if image is None:
                 failed.append(i)
                 continue
@@ -404,13 +437,14 @@ class CaptionBatches:
     """(image, caption) pairs in shuffled batches, the same order for the same epoch.
 
     ``images`` is either a (N, F) feature tensor (cached encoder output) or a list of image
-    paths, loaded and transformed per batch (a trained encoder or augmentation).
-    Each batch is ``(images_or_features, inputs, targets)``.
+    paths, loaded and transformed per batch (a trained encoder or augmentation) by
+    ``transform`` (see ``train_transform``); a flipped image's caption has its ``mirror``
+    words swapped. Each batch is ``(images_or_features, inputs, targets)``.
     """
 
     def __init__(self, images, pairs: Sequence[tuple[int, list[int]]], batch_size: int,
-                 seed: int = 0, shuffle: bool = True, transform=None, max_len: int = 20,
-                 drop_last: bool = False):
+                 seed: int = 0, shuffle: bool = True, transform: ImageTransform | None = None,
+                 max_len: int = 20, mirror: dict[int, int] | None = None):
         self.images = images
         self.pairs = list(pairs)
         self.batch_size = batch_size
@@ -418,11 +452,9 @@ class CaptionBatches:
         self.shuffle = shuffle
         self.transform = transform
         self.max_len = max_len
-        self.drop_last = drop_last and len(self.pairs) >= batch_size
+        self.mirror = mirror or {}
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return len(self.pairs) // self.batch_size
         return (len(self.pairs) + self.batch_size - 1) // self.batch_size
 
     def _order(self, epoch: int) -> list[int]:
@@ -433,17 +465,19 @@ class CaptionBatches:
 
     def batch(self, indices: Sequence[int], epoch: int = 0, number: int = 0):
         image_ids = [self.pairs[i][0] for i in indices]
-        inputs, targets = zip(*(caption_tensors(self.pairs[i][1], self.max_len)
-                                for i in indices))
+        captions = [self.pairs[i][1] for i in indices]
         if isinstance(self.images, torch.Tensor):
             images = self.images[torch.as_tensor(image_ids)]
         else:
-            # Augmentation draws from torch's global generator: seed it per batch, so a
-            # resumed run sees the same crops, without disturbing the trainer's own stream.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed * 1_000_003 + epoch * 100_003 + number)
-                images = torch.stack([self.transform(load_image(self.images[j]))
-                                      for j in image_ids])
+            # A generator per batch position: a resumed run sees the same crops and flips.
+            generator = torch.Generator().manual_seed(
+                self.seed * 1_000_003 + epoch * 100_003 + number)
+            pictures, flipped = zip(*(self.transform(load_image(self.images[j]), generator)
+                                      for j in image_ids))
+            images = torch.stack(pictures)
+            captions = [[self.mirror.get(t, t) for t in c] if flip else c
+                        for c, flip in zip(captions, flipped)]
+        inputs, targets = zip(*(caption_tensors(c, self.max_len) for c in captions))
         return images, pad_batch(inputs)[0], pad_batch(targets)[0]
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator:

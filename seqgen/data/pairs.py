@@ -27,14 +27,20 @@ class PairFile:
     skipped: int = 0  # bad lines passed over with skip_bad_lines
 
 
-def _read_lines(path: Path, encoding: str) -> list[str]:
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """A text file's lines; a byte-order mark at its start is not text and is dropped."""
+    path = Path(path)
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     try:
-        return path.read_text(encoding=encoding).splitlines()
+        return path.read_text(encoding=encoding).removeprefix("\ufeff").splitlines()
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not {encoding} text (byte {exc.start}); "
                         "pass --encoding") from None
+    except LookupError:
+        raise UserError(f"unknown --encoding {encoding!r}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def read_tsv_pairs(path: str | Path, reverse: bool = False, skip_bad_lines: bool = False,
@@ -43,7 +49,7 @@ def read_tsv_pairs(path: str | Path, reverse: bool = False, skip_bad_lines: bool
     path = Path(path)
     pairs: list[tuple[str, str]] = []
     skipped = 0
-    for number, line in enumerate(_read_lines(path, encoding), start=1):
+    for number, line in enumerate(read_lines(path, encoding), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -70,7 +76,7 @@ def read_parallel_files(source: str | Path, target: str | Path, skip_bad_lines: 
                         encoding: str = "utf-8") -> PairFile:
     """Two line-aligned files; a line empty on one side only is a bad line."""
     source, target = Path(source), Path(target)
-    src_lines, tgt_lines = _read_lines(source, encoding), _read_lines(target, encoding)
+    src_lines, tgt_lines = read_lines(source, encoding), read_lines(target, encoding)
     if len(src_lines) != len(tgt_lines):
         raise UserError(f"{source} has {len(src_lines)} lines but {target} has "
                         f"{len(tgt_lines)}: the files must be line-aligned")
@@ -134,7 +140,7 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 class PairBatches:
-    """Training batches of (source, source lengths, target with <bos>/<eos>, target tokens).
+    """Training batches of (source, source lengths, target with <bos>/<eos>).
 
     The source gets a final ``<eos>`` so that even an empty sentence has one token.
     """
@@ -148,10 +154,6 @@ class PairBatches:
     def __len__(self) -> int:
         return -(-len(self.sources) // self.batch_size)
 
-    @property
-    def n_target_tokens(self) -> int:
-        return sum(len(t) + 1 for t in self.targets)
-
     def index_batches(self, epoch: int) -> list[list[int]]:
         if not self.shuffle:
             return sorted_batches(self.lengths, self.batch_size)
@@ -160,8 +162,8 @@ class PairBatches:
 
     def make_batch(self, index: list[int]):
         src, src_lens = pad_batch([self.sources[i] for i in index], eos=True)
-        tgt, tgt_lens = pad_batch([self.targets[i] for i in index], bos=True, eos=True)
-        return src, src_lens, tgt, int(tgt_lens.sum()) - len(index)
+        tgt, _ = pad_batch([self.targets[i] for i in index], bos=True, eos=True)
+        return src, src_lens, tgt
 
     def batches(self, epoch: int = 0, start: int = 0):
         for index in self.index_batches(epoch)[start:]:

@@ -9,20 +9,25 @@ starts at once, and a corpus of gigabytes trains in little memory.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from seqgen.errors import UserError
+from seqgen.errors import SeqgenWarning, UserError
+from seqgen.files import atomic_write, atomic_write_text
 from seqgen.tokenizers import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 CHUNK_CHARS = 1 << 22  # 4M characters per streamed chunk
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+BOM = "\ufeff"
 
 
 def default_cache_dir() -> Path:
@@ -60,18 +65,23 @@ def _check_not_binary(path: Path) -> None:
 
 
 def iter_chunks(files: Sequence[Path], encoding: str = "utf-8") -> Iterator[str]:
-    """Stream the files as text chunks that end on a line end (or at the end of a file)."""
+    """Stream the files as text chunks that end on a line end (or at the end of a file); a
+    byte-order mark at the start of a file is not text and is dropped."""
     for path in files:
         _check_not_binary(path)
         try:
             with open(path, encoding=encoding, newline=None) as handle:
+                first = True
                 while True:
                     chunk = handle.read(CHUNK_CHARS)
                     if not chunk:
                         break
                     if not chunk.endswith("\n"):
                         chunk += handle.readline()
-                    yield chunk
+                    if first:
+                        chunk, first = chunk.removeprefix(BOM), False
+                    if chunk:
+                        yield chunk
         except UnicodeDecodeError as exc:
             raise UserError(
                 f"{path} is not valid {encoding} text (byte {exc.start} of a chunk): "
@@ -81,10 +91,9 @@ def iter_chunks(files: Sequence[Path], encoding: str = "utf-8") -> Iterator[str]
             raise UserError(f"unknown --encoding {encoding!r}") from None
 
 
-def content_key(files: Sequence[Path], settings: dict) -> str:
-    """Hash of the files' bytes and the settings that shape the token stream."""
+def files_digest(files: Sequence[Path]) -> str:
+    """Hash of the files' bytes, in order: what a corpus is, wherever it lies."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps(settings, sort_keys=True).encode())
     for path in files:
         with open(path, "rb") as handle:
             while block := handle.read(1 << 24):
@@ -93,12 +102,25 @@ def content_key(files: Sequence[Path], settings: dict) -> str:
     return digest.hexdigest()
 
 
+def cache_key(digest: str, settings: dict) -> str:
+    """The files' digest and the settings that shape the token stream."""
+    text = json.dumps(settings, sort_keys=True) + digest
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 @dataclass
 class TokenizedCorpus:
     tokens: np.ndarray  # 1-D memmap of token ids
     tokenizer: Tokenizer
     n_chars: int
     cached: bool  # True when read back from an earlier run's cache
+    digest: str  # of the files' bytes (files_digest)
+    file_tokens: list[int]  # tokens of each file, in order (they are concatenated)
+
+    def per_file(self) -> list[np.ndarray]:
+        """The token stream cut back into its files."""
+        ends = np.cumsum(self.file_tokens)
+        return [self.tokens[end - n:end] for n, end in zip(self.file_tokens, ends)]
 
 
 def tokenize_files(
@@ -112,7 +134,8 @@ def tokenize_files(
     cache_dir = Path(cache_dir or default_cache_dir())
     settings = {"version": CACHE_VERSION, "encoding": encoding,
                 "tokenizer": tokenizer.to_dict() if tokenizer else tokenizer_options}
-    key = content_key(files, settings)
+    digest = files_digest(files)
+    key = cache_key(digest, settings)
     meta_path = cache_dir / f"{key}.json"
     bin_path = cache_dir / f"{key}.bin"
     if meta_path.exists() and bin_path.exists():
@@ -120,33 +143,54 @@ def tokenize_files(
         tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],)) \
             if meta["n_tokens"] else np.zeros(0, dtype=meta["dtype"])
         return TokenizedCorpus(tokens, tokenizer_from_dict(meta["tokenizer"]),
-                               meta["n_chars"], cached=True)
+                               meta["n_chars"], cached=True, digest=digest,
+                               file_tokens=meta["file_tokens"])
 
     if tokenizer is None:
         tokenizer = build_tokenizer(texts=iter_chunks(files, encoding), **tokenizer_options)
     dtype = np.uint16 if tokenizer.vocab_size <= np.iinfo(np.uint16).max else np.int32
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = bin_path.with_suffix(f".tmp{os.getpid()}")
-    n_tokens = n_chars = 0
-    encode_array = getattr(tokenizer, "encode_array", None)
-    try:
-        with open(tmp, "wb") as out:
-            for chunk in iter_chunks(files, encoding):
+    counts = {"tokens": 0, "chars": 0}
+    file_tokens: list[int] = []
+
+    def write_tokens(out: BinaryIO) -> None:
+        encode_array = getattr(tokenizer, "encode_array", None)
+        file_tokens.clear()
+        for path in files:
+            file_tokens.append(0)
+            for chunk in iter_chunks([path], encoding):
                 ids = encode_array(chunk) if encode_array else np.asarray(tokenizer.encode(chunk))
                 out.write(np.asarray(ids, dtype=dtype).tobytes())
-                n_tokens += len(ids)
-                n_chars += len(chunk)
-        os.replace(tmp, bin_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    meta = {"dtype": np.dtype(dtype).name, "n_tokens": n_tokens, "n_chars": n_chars,
-            "tokenizer": tokenizer.to_dict(), "files": [str(f) for f in files]}
-    meta_tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
-    meta_tmp.write_text(json.dumps(meta), encoding="utf-8")
-    os.replace(meta_tmp, meta_path)
+                file_tokens[-1] += len(ids)
+                counts["chars"] += len(chunk)
+        counts["tokens"] = sum(file_tokens)
+
+    if not writable_folder(cache_dir):
+        warnings.warn(f"the cache folder {cache_dir} is not writable: tokenising without a "
+                      "cache (pass --cache-dir to choose another)", SeqgenWarning, stacklevel=2)
+        buffer = io.BytesIO()
+        write_tokens(buffer)
+        tokens = np.frombuffer(buffer.getbuffer(), dtype=dtype)
+        return TokenizedCorpus(tokens, tokenizer, counts["chars"], cached=False, digest=digest,
+                               file_tokens=file_tokens)
+    atomic_write(bin_path, write_tokens)
+    meta = {"dtype": np.dtype(dtype).name, "n_tokens": counts["tokens"],
+            "n_chars": counts["chars"], "tokenizer": tokenizer.to_dict(),
+            "files": [str(f) for f in files], "file_tokens": file_tokens}
+    atomic_write_text(meta_path, json.dumps(meta))
+    n_tokens = counts["tokens"]
     tokens = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n_tokens,)) if n_tokens \
         else np.zeros(0, dtype=dtype)
-    return TokenizedCorpus(tokens, tokenizer, n_chars, cached=False)
+    return TokenizedCorpus(tokens, tokenizer, counts["chars"], cached=False, digest=digest,
+                           file_tokens=file_tokens)
+
+
+def writable_folder(folder: Path) -> bool:
+    """Can files be created in ``folder`` (made if missing)?"""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
 def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +243,32 @@ class StreamBatches:
             yield self.batch(i)
 
 
-def eval_streams(tokens: np.ndarray, batch_size: int, bptt: int, what: str) -> StreamBatches:
-    """Validation streams: as many as the text allows, up to ``batch_size``."""
-    fit = max(1, (len(tokens) - 1) // max(1, bptt))
-    return StreamBatches(tokens, max(1, min(batch_size, fit)), bptt, what)
+def cut_streams(tokens: np.ndarray, parts: int) -> list[np.ndarray]:
+    """``parts`` contiguous pieces whose targets (every token after a piece's first) cover
+    each target of ``tokens`` once: neighbours share one token, the next one's first input."""
+    n_targets = len(tokens) - 1
+    parts = max(1, min(parts, n_targets))
+    bounds = [round(k * n_targets / parts) for k in range(parts + 1)]
+    return [tokens[a:b + 1] for a, b in zip(bounds, bounds[1:])]
+
+
+def stream_chunks(streams: Sequence[np.ndarray], chunk: int
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Streams read side by side, ``chunk`` positions at a time, for carried-state scoring:
+    (inputs, targets, mask) of shape (streams, ≤ chunk); the mask is False past a stream's end.
+
+        stream 0  t t t t t t t t t t
+        stream 1  t t t t t · · · · ·      · = padding, masked
+                  └─chunk─┘└─chunk─┘
+    """
+    longest = max(len(s) for s in streams) - 1
+    for lo in range(0, longest, chunk):
+        width = min(chunk, longest - lo)
+        rows = np.zeros((len(streams), width + 1), dtype=np.int64)
+        mask = np.zeros((len(streams), width), dtype=bool)
+        for i, s in enumerate(streams):
+            piece = s[lo:lo + width + 1]
+            rows[i, :len(piece)] = piece
+            mask[i, :max(0, len(piece) - 1)] = True
+        rows_t = torch.from_numpy(rows)
+        yield rows_t[:, :-1], rows_t[:, 1:], torch.from_numpy(mask)

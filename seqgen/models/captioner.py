@@ -7,35 +7,11 @@ image once to build the initial state and then plugs ``step``/``reorder`` into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from seqgen.config import check_cell
-from seqgen.errors import UserError
+from seqgen.config import CaptionConfig
 from seqgen.models.recurrent import make_rnn, select_batch
-
-
-@dataclass
-class CaptionConfig:
-    vocab_size: int
-    feature_dim: int
-    encoder: str = "efficientnet-lite0"
-    cell: str = "lstm"
-    embed: int = 256
-    hidden: int = 256
-    layers: int = 1
-    dropout: float = 0.5
-    finetune_encoder: bool = False
-    encoder_lr: float | None = None
-
-    def __post_init__(self) -> None:
-        check_cell(self.cell)
-        if min(self.embed, self.hidden, self.layers) < 1:
-            raise UserError("--embed, --hidden and --layers must be positive")
-        if not 0 <= self.dropout < 1:
-            raise UserError("--dropout must be in [0, 1)")
 
 
 class ShowAndTell(nn.Module):

@@ -1,13 +1,54 @@
-"""The recurrent cell factory and the initialisation schemes every task shares."""
+"""The recurrent cell factory and the initialisation schemes every task shares.
+
+Every recurrent layer seqgen builds runs in float32, with float32 state, even inside an
+autocast region: under bf16 autocast a cuDNN LSTM, its carried state and everything after it
+went bf16 and larger models stopped learning (measured on an H100; see
+``seqgen.precision``). One mechanism here, for every task, instead of an opt-out per model.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from seqgen.config import check_cell
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def _float(state):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.float()
+    return type(state)(_float(s) for s in state)
+
+
+class Float32Recurrence:
+    """Mixin for ``nn.RNNBase`` subclasses: the fused call runs with autocast off."""
+
+    def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            device = input.data.device
+            input = input._replace(data=input.data.float())
+        else:
+            device = input.device
+            input = input.float()
+        with torch.autocast(device.type, enabled=False):
+            return super().forward(input, _float(hx))
+
+
+class LSTM(Float32Recurrence, nn.LSTM):
+    pass
+
+
+class GRU(Float32Recurrence, nn.GRU):
+    pass
+
+
+class RNN(Float32Recurrence, nn.RNN):
+    pass
 
 
 def make_rnn(
@@ -19,7 +60,7 @@ def make_rnn(
     bidirectional: bool = False,
     init: str = "default",
 ) -> nn.RNNBase:
-    """A fused, batch-first ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` stack."""
+    """A fused, batch-first LSTM / GRU / RNN stack that always computes in float32."""
     check_cell(cell)
     kwargs = dict(
         input_size=input_size,
@@ -30,11 +71,11 @@ def make_rnn(
         bidirectional=bidirectional,
     )
     if cell == "lstm":
-        rnn: nn.RNNBase = nn.LSTM(**kwargs)
+        rnn: nn.RNNBase = LSTM(**kwargs)
     elif cell == "gru":
-        rnn = nn.GRU(**kwargs)
+        rnn = GRU(**kwargs)
     else:
-        rnn = nn.RNN(nonlinearity="relu" if cell == "rnn-relu" else "tanh", **kwargs)
+        rnn = RNN(nonlinearity="relu" if cell == "rnn-relu" else "tanh", **kwargs)
     initialise(rnn, cell, init)
     return rnn
 

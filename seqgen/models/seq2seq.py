@@ -15,45 +15,15 @@ training targets step by step, several times slower on a CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqgen.config import check_cell
+from seqgen.config import Seq2SeqConfig
 from seqgen.errors import UserError
 from seqgen.models.recurrent import make_rnn
 from seqgen.tokenizers import PAD_ID
-
-ATTENTIONS = ("luong", "bahdanau", "none")
-
-
-@dataclass
-class Seq2SeqConfig:
-    src_vocab: int
-    tgt_vocab: int
-    cell: str = "lstm"
-    embed: int = 256
-    hidden: int = 256
-    layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.2
-    attention: str = "luong"
-    input_feeding: bool = False
-
-    def __post_init__(self) -> None:
-        check_cell(self.cell)
-        if self.attention not in ATTENTIONS:
-            raise UserError(f"unknown --attention {self.attention!r}: choose "
-                            f"{', '.join(ATTENTIONS)}")
-        if self.input_feeding and self.attention == "none":
-            raise UserError("--input-feeding needs attention (--attention luong or bahdanau)")
-        if self.layers < 1 or self.hidden < 1 or self.embed < 1:
-            raise UserError("--layers, --hidden and --embed must be positive")
-        if not 0 <= self.dropout < 1:
-            raise UserError("--dropout must be in [0, 1)")
 
 
 class Seq2Seq(nn.Module):
@@ -90,12 +60,9 @@ class Seq2Seq(nn.Module):
         """src (B, S) padded, lengths (B,) → (memory, keys, mask, initial decoder state)."""
         c = self.config
         x = self.dropout(self.src_embed(src))
-        packed = pack_padded_sequence(x.float(), src_lens.cpu(), batch_first=True,
+        packed = pack_padded_sequence(x, src_lens.cpu(), batch_first=True,
                                       enforce_sorted=False)
-        # Under CUDA bf16 autocast a packed cuDNN RNN trains to nothing (the loss stays at the
-        # unigram level): the packed encoder always runs in float32.
-        with torch.autocast(x.device.type, enabled=False):
-            out, final = self.encoder(packed)
+        out, final = self.encoder(packed)  # float32 whatever the autocast (models.recurrent)
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
         memory = self.dropout(memory)
         mask = src != PAD_ID

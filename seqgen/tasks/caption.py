@@ -3,8 +3,10 @@ and decoding."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from seqgen.checkpoint import load_checkpoint
-from seqgen.config import TrainConfig, from_dict, to_dict
+from seqgen.config import CaptionConfig, TrainConfig, from_dict, to_dict
 from seqgen.data.captions import (
     CaptionBatches,
     FeatureCache,
@@ -23,6 +25,7 @@ from seqgen.data.captions import (
     encode_images,
     eval_transform,
     load_image,
+    mirror_ids,
     normalize_caption,
     read_captions,
     split_images,
@@ -30,14 +33,21 @@ from seqgen.data.captions import (
     try_load_image,
 )
 from seqgen.data.text import default_cache_dir
-from seqgen.decoding import Hypothesis, beam_search, sample_search
+from seqgen.decoding import Hypothesis, beam_search, check_alpha, check_sampling, sample_search
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu
-from seqgen.models.captioner import CaptionConfig, ShowAndTell
+from seqgen.models.captioner import ShowAndTell
 from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze
 from seqgen.progress import ProgressReporter
 from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
-from seqgen.training import FitResult, Trainer, guard_out_dir, resolve_device
+from seqgen.training import (
+    FitResult,
+    Trainer,
+    guard_out_dir,
+    load_run,
+    resolve_device,
+    resumed_config,
+)
 
 TASK = "caption"
 MAX_LEN = 20
@@ -133,16 +143,18 @@ class CaptionTask:
         logits = model(images, inputs)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
                                ignore_index=PAD_ID, reduction="sum")
-        return loss, int((targets != PAD_ID).sum()), None
+        return loss, None
 
-    def evaluate(self, model, data: ValData) -> dict[str, float]:
+    def count_targets(self, batch) -> int:
+        return int((batch[2] != PAD_ID).sum())
+
+    def evaluate(self, model, data: ValData, final: bool = False) -> dict[str, float]:
         self.val = data
+        device = next(model.parameters()).device
         total, count = 0.0, 0
         for batch in data.batches.batches():
-            device = next(model.parameters()).device
-            batch = tuple(t.to(device) for t in batch)
-            loss, n, _ = self.loss(model, batch, None)
-            total, count = total + float(loss), count + n
+            loss, _ = self.loss(model, tuple(t.to(device) for t in batch), None)
+            total, count = total + float(loss), count + self.count_targets(batch)
         hyps = [h[0].tokens for h in decode_images(model, data.images, beam=1,
                                                    max_len=self.max_len)]
         texts = [self.tokenizer.decode(t) for t in hyps]
@@ -177,7 +189,9 @@ def default_images_dir(caption_file: Path) -> Path:
     return beside if beside.is_dir() else caption_file.parent
 
 
-def prepare_encoder(options: EncoderOptions, feature_dim: int = 256):
+def prepare_encoder(options: EncoderOptions, feature_dim: int = 256, seed: int = 0):
+    """The image encoder, what it is, and whether it trains; random weights follow ``seed``."""
+    torch.manual_seed(seed)
     encoder, info = build_encoder(options.name, options.pretrained,
                                   Path(options.weights_file) if options.weights_file else None,
                                   feature_dim)
@@ -198,26 +212,41 @@ def train_caption(
     overwrite: bool = False,
     cache_dir: Path | None = None,
     reporter: ProgressReporter | None = None,
+    explicit: Collection[str] | None = None,
 ) -> FitResult:
+    """Train a captioner. With ``resume``, the run in ``train_config.out_dir`` continues with
+    the options that define it (see ``seqgen.training.load_run``)."""
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
-    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
     caption_file = Path(caption_file)
     images_dir = Path(images_dir) if images_dir else default_images_dir(caption_file)
-    saved = load_checkpoint(out_dir / "last.pt", task=TASK) if resume else None
+    run = {**model_options, **_encoder_run(encoder_options),
+           **{k: v for k, v in to_dict(data_options).items() if k != "feature_cache"},
+           "batch_size": train_config.batch_size, "seed": train_config.seed}
+    saved = load_run(out_dir, TASK, run, explicit) if resume else None
     if saved:
-        data_options = from_dict(CaptionDataOptions, saved["data"]["options"])
-        encoder_options = from_dict(EncoderOptions, saved["data"]["encoder_options"])
-        model_options = saved["model_config"]
+        run = saved["run"]
+        model_options = {k: run[k] for k in model_options}
+        encoder_options = EncoderOptions(run["encoder"], run["pretrained"],
+                                         run["encoder_weights"], run["finetune_encoder"],
+                                         run["encoder_lr"])
+        data_options = from_dict(CaptionDataOptions,
+                                 {**run, "feature_cache": data_options.feature_cache})
+        train_config = resumed_config(saved, train_config, explicit)
+    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
 
     # The caption file and the encoder first: a bad file, a missing extra or unavailable
     # weights is told before any work on images.
     entries, fmt = read_captions(caption_file, data_options.format)
     feature_dim = int(model_options.get("feature_dim") or 256)
-    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim)
+    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim, train_config.seed)
     entries, skipped = _readable(entries, images_dir)
     if not entries:
         raise UserError(f"no readable image in {images_dir} for the captions in {caption_file}")
+    digest = entries_digest(entries)
+    if saved and saved["data"].get("digest", digest) != digest:
+        raise UserError(f"--resume: the captions differ from the ones the run in {out_dir} "
+                        "trained on; train into a new --out to use them")
     train_entries, val_entries, how = split_images(entries, data_options.val_fraction,
                                                    train_config.seed)
     val_entries = val_entries[:data_options.val_images]
@@ -268,14 +297,31 @@ def train_caption(
     max_len = data_options.max_len
     train_data = CaptionBatches(train_images, _pairs(train_entries, tokenizer),
                                 train_config.batch_size, seed=train_config.seed,
-                                transform=train_tf, max_len=max_len)
+                                transform=train_tf, max_len=max_len,
+                                mirror=mirror_ids(tokenizer))
     val = validation_data(val_images, [e.captions for e in val_entries],
                           [e.image for e in val_entries], tokenizer, max_len)
     data_meta = {"format": fmt, "options": to_dict(data_options),
-                 "encoder_options": to_dict(encoder_options), "max_len": max_len}
+                 "encoder_options": to_dict(encoder_options), "max_len": max_len,
+                 "digest": digest}
     return fit_captioner(encoder, info, trainable, encoder_options.encoder_lr, tokenizer,
                          train_data, val, model_options, data_meta, train_config, reporter,
-                         "cached features" if use_features else "", resume)
+                         "cached features" if use_features else "", resume, run)
+
+
+def _encoder_run(options: EncoderOptions) -> dict:
+    """Encoder options under their command-line names, as a run records them."""
+    return {"encoder": options.name, "pretrained": options.pretrained,
+            "encoder_weights": options.weights_file, "finetune_encoder": options.finetune,
+            "encoder_lr": options.encoder_lr}
+
+
+def entries_digest(entries: Sequence[ImageCaptions]) -> str:
+    """What a caption file holds, to tell on --resume whether it changed."""
+    digest = hashlib.blake2b(digest_size=16)
+    for entry in entries:
+        digest.update(json.dumps([entry.image, entry.captions, entry.split]).encode())
+    return digest.hexdigest()
 
 
 def validation_data(images: torch.Tensor, captions: Sequence[Sequence[str]],
@@ -289,9 +335,10 @@ def validation_data(images: torch.Tensor, captions: Sequence[Sequence[str]],
 def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
                   tokenizer: Tokenizer, train_data, val: ValData, model_options: dict,
                   data_meta: dict, train_config: TrainConfig, reporter: ProgressReporter,
-                  note: str = "", resume: bool = False) -> FitResult:
+                  note: str = "", resume: bool = False, run: dict | None = None) -> FitResult:
     """Build the Show-and-Tell model around ``encoder`` and train it with the shared trainer
-    on any batch source (caption files, or scenes drawn on the fly)."""
+    on any batch source (caption files, or scenes drawn on the fly); ``run`` holds the
+    options that define the run (see ``seqgen.training.load_run``)."""
     config = from_dict(CaptionConfig, {
         **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
         "encoder": info.name, "finetune_encoder": trainable,
@@ -307,6 +354,7 @@ def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
         f"{len(train_data)} batches per epoch")
     meta = {
         "task": TASK,
+        "run": run or {},
         "model_config": to_dict(config),
         "tokenizer": tokenizer.to_dict(),
         "data": {"transform": info.spec.to_dict(), "encoder_weights": info.weights_id,
@@ -354,12 +402,13 @@ def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
                   paths: Sequence[Path], beam: int = 3, n_best: int = 1,
                   temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
                   seed: int | None = None, batch_size: int = 16,
-                  ) -> tuple[list[Captioned], list[str]]:
-    """Caption image files; returns the captions and the files that could not be read."""
+                  ) -> tuple[list[Captioned], list[tuple[str, str]]]:
+    """Caption image files; returns the captions, and the files that could not be read with
+    the reason."""
     if beam < 1 or n_best < 1 or max_len < 1:
         raise UserError("--beam, --n-best and --max-len must be positive")
-    if temperature < 0:
-        raise UserError("--temp cannot be negative")
+    check_sampling(temperature)
+    check_alpha(alpha)
     if temperature == 0 and n_best > beam:
         raise UserError(f"--n-best {n_best} needs --beam {n_best} or more (or sampling, --temp)")
     generator = None
@@ -370,9 +419,9 @@ def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
     for start in range(0, len(paths), batch_size):
         names, tensors = [], []
         for path in paths[start:start + batch_size]:
-            image = try_load_image(path)
+            image, why = try_load_image(path)
             if image is None:
-                skipped.append(str(path))
+                skipped.append((str(path), why))
                 continue
             names.append(str(path))
             tensors.append(transform(image))
@@ -384,7 +433,8 @@ def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
             results.append(Captioned(name, [(tokenizer.decode(h.tokens), h.logprob)
                                             for h in group]))
     if not results:
-        raise UserError(f"no readable image among the {len(paths)} given")
+        reasons = "; ".join(f"{path}: {why}" for path, why in skipped[:3])
+        raise UserError(f"no readable image among the {len(paths)} given ({reasons})")
     return results, skipped
 
 

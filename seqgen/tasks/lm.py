@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -14,17 +16,26 @@ from seqgen.checkpoint import load_checkpoint
 from seqgen.config import LMConfig, TrainConfig, from_dict, to_dict
 from seqgen.data.text import (
     StreamBatches,
-    eval_streams,
+    cut_streams,
     resolve_text_files,
     split_tokens,
+    stream_chunks,
     tokenize_files,
 )
 from seqgen.decoding import generate
 from seqgen.errors import UserError
+from seqgen.metrics import perplexity
 from seqgen.models.lm import RNNLanguageModel
 from seqgen.progress import ProgressReporter
-from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer, tokenizer_from_dict
-from seqgen.training import FitResult, Trainer, guard_out_dir, resolve_device
+from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
+from seqgen.training import (
+    FitResult,
+    Trainer,
+    guard_out_dir,
+    load_run,
+    resolve_device,
+    resumed_config,
+)
 
 TASK = "lm"
 
@@ -53,32 +64,39 @@ class CorpusOptions:
 class LMData:
     tokenizer: Tokenizer
     train: StreamBatches
-    val: StreamBatches
-    chars_per_token: float
+    val: np.ndarray  # validation tokens, scored as one carried stream
+    chars_per_token: float  # of the validation text (for bits per character)
     cached: bool
+    digest: str  # of the corpus files' bytes
+
+
+# Validation during training reads the first VAL_TOKENS tokens of the validation text (the
+# same ones every time, so validations compare); the final one after training reads it all.
+VAL_TOKENS = 20_000
 
 
 class LMTask:
     """Next-token cross-entropy with the hidden state carried between batches."""
 
     def __init__(self, tokenizer: Tokenizer, chars_per_token: float = 1.0,
-                 preview_length: int = 120):
+                 preview_length: int = 120, val_tokens: int = VAL_TOKENS):
         self.tokenizer = tokenizer
         self.chars_per_token = chars_per_token
         self.preview_length = preview_length
+        self.val_tokens = val_tokens
 
     def loss(self, model, batch, carry):
         x, y = batch
         logits, state = model(x, carry)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum")
-        return loss, y.numel(), state
+        return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum"), state
 
-    def evaluate(self, model, data: StreamBatches) -> dict[str, float]:
-        total, count = stream_loss(model, data)
-        loss = total / max(1, count)
-        metrics = {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
-        metrics["bpc"] = loss / math.log(2) / self.chars_per_token
-        return metrics
+    def count_targets(self, batch) -> int:
+        return batch[1].numel()
+
+    def evaluate(self, model, data: np.ndarray, final: bool = False) -> dict[str, float]:
+        tokens = data if final else data[:self.val_tokens + 1]
+        total, count = score_streams(model, [tokens])
+        return lm_metrics(total, count, count * self.chars_per_token)
 
     def preview(self, model) -> list[str]:
         device = next(model.parameters()).device
@@ -90,18 +108,33 @@ class LMTask:
         return lines
 
 
+def lm_metrics(total: float, count: int, chars: float) -> dict[str, float]:
+    """Loss (nats per token), perplexity and bits per character of a summed loss."""
+    loss = total / max(1, count)
+    return {"loss": loss, "ppl": perplexity(loss), "bpc": total / max(1.0, chars) / math.log(2)}
+
+
 @torch.no_grad()
-def stream_loss(model, data: StreamBatches) -> tuple[float, int]:
-    """Summed next-token loss over all streams, carrying the state as in training."""
+def score_streams(model, streams: Sequence[np.ndarray], batch_size: int = 16,
+                  chunk: int = 256) -> tuple[float, int]:
+    """Summed next-token loss of each token sequence read as one stream from its start, the
+    state carried from chunk to chunk (never reset), up to ``batch_size`` streams side by side.
+    How a user means "the loss of this text"; training and ``evaluate-lm`` both use it."""
+    was_training = model.training
+    model.eval()
     device = next(model.parameters()).device
-    state = None
-    total, count = 0.0, 0
-    for x, y in data.batches():
-        x, y = x.to(device), y.to(device)
-        logits, state = model(x, state)
-        total += float(F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum"))
-        count += y.numel()
-    return total, count
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    for start in range(0, len(streams), batch_size):
+        state = None
+        for x, y, mask in stream_chunks(streams[start:start + batch_size], chunk):
+            logits, state = model(x.to(device), state)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten().to(device),
+                                   reduction="none")
+            total += loss.masked_fill(~mask.flatten().to(device), 0.0).sum()
+            count += int(mask.sum())
+    model.train(was_training)
+    return float(total), count
 
 
 def prepare_lm_data(
@@ -119,10 +152,12 @@ def prepare_lm_data(
                           cache_dir)
     if len(data.tokens) == 0:
         raise UserError("the corpus is empty")
+    chars_per_token = data.n_chars / len(data.tokens)
     if val_file:
         val = tokenize_files(resolve_text_files([val_file]), {}, data.tokenizer,
                              options.encoding, cache_dir)
         train_tokens, val_tokens = data.tokens, val.tokens
+        chars_per_token = val.n_chars / max(1, len(val.tokens))
     else:
         train_tokens, val_tokens = split_tokens(data.tokens, val_fraction)
     if len(val_tokens) < 2:
@@ -131,9 +166,10 @@ def prepare_lm_data(
     return LMData(
         tokenizer=data.tokenizer,
         train=StreamBatches(train_tokens, batch_size, bptt, "corpus"),
-        val=eval_streams(val_tokens, batch_size, bptt, "validation text"),
-        chars_per_token=data.n_chars / len(data.tokens),
+        val=val_tokens,
+        chars_per_token=chars_per_token,
         cached=data.cached,
+        digest=data.digest,
     )
 
 
@@ -149,24 +185,42 @@ def train_lm(
     overwrite: bool = False,
     cache_dir: Path | None = None,
     reporter: ProgressReporter | None = None,
+    explicit: Collection[str] | None = None,
 ) -> FitResult:
+    """Train a language model. With ``resume``, the run in ``train_config.out_dir`` continues
+    with the options that define it; ``explicit`` names the options the user gave (see
+    ``seqgen.training.load_run``)."""
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
-    tokenizer = None
+    LMConfig(vocab_size=1, **model_options)  # bad sizes or names stop before any work
+    run = {**model_options, **to_dict(corpus_options), "bptt": bptt,
+           "batch_size": train_config.batch_size,
+           "val_file": str(Path(val_file).resolve()) if val_file else None,
+           "val_fraction": None if val_file else val_fraction}
+    tokenizer = saved = None
     if resume:
-        saved = load_checkpoint(out_dir / "last.pt", task=TASK)
+        saved = load_run(out_dir, TASK, run, explicit)
+        run = saved["run"]
+        model_options = {k: run[k] for k in model_options}
+        corpus_options = from_dict(CorpusOptions, run)
+        bptt, val_file, val_fraction = run["bptt"], run["val_file"], run["val_fraction"]
+        train_config = resumed_config(saved, train_config, explicit)
         tokenizer = tokenizer_from_dict(saved["tokenizer"])
-        model_options = saved["model_config"]
-        bptt = saved["data"]["bptt"]
     reporter = reporter or ProgressReporter(quiet=train_config.quiet)
     data = prepare_lm_data(corpus, corpus_options, train_config.batch_size, bptt, val_file,
                            val_fraction, tokenizer, cache_dir)
+    if saved and saved["data"].get("corpus_digest") not in (None, data.digest):
+        raise UserError(f"--resume: the corpus differs from the one the run in {out_dir} "
+                        "trained on; train into a new --out to use it")
+    n_val = len(data.val) - 1
+    during = f"the first {VAL_TOKENS:,} during training, all at the end" \
+        if n_val > VAL_TOKENS else "all at each validation"
     reporter.message(
-        f"corpus: {data.train.n_targets:,} training tokens, {data.val.n_targets:,} validation "
-        f"tokens, vocabulary {data.tokenizer.describe()}"
+        f"corpus: {data.train.n_targets:,} training tokens, {n_val:,} validation tokens "
+        f"({during}), vocabulary {data.tokenizer.describe()}"
         + (" (from cache)" if data.cached else "")
     )
-    config = from_dict(LMConfig, {**model_options, "vocab_size": data.tokenizer.vocab_size})
+    config = LMConfig(vocab_size=data.tokenizer.vocab_size, **model_options)
     torch.manual_seed(train_config.seed)  # the same seed gives the same initial weights
     model = RNNLanguageModel(config)
     n_params = sum(p.numel() for p in model.parameters())
@@ -174,12 +228,13 @@ def train_lm(
                      f"{n_params / 1e6:.2f}M parameters, {len(data.train)} batches per epoch")
     meta = {
         "task": TASK,
+        "run": run,
         "model_config": to_dict(config),
         "tokenizer": data.tokenizer.to_dict(),
         "data": {"bptt": bptt, "corpus_options": to_dict(corpus_options),
-                 "chars_per_token": data.chars_per_token},
+                 "chars_per_token": data.chars_per_token, "corpus_digest": data.digest},
     }
-    task = LMTask(data.tokenizer, data.chars_per_token)
+    task = LMTask(data.tokenizer, data.chars_per_token, val_tokens=VAL_TOKENS)
     trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
     return trainer.fit(resume=resume)
 
@@ -251,22 +306,25 @@ def sample_text(model, tokenizer, prime: str, length: int, temperature: float = 
 
 
 def evaluate_lm(checkpoint: str | Path, files: Sequence[str], batch_size: int = 16,
-                device: str = "auto", cache_dir: Path | None = None) -> dict[str, float]:
+                device: str = "auto", cache_dir: Path | None = None,
+                streams: int = 1) -> dict[str, Any]:
+    """Score text as the model would read it: each file one stream, its state carried from
+    start to end (``streams`` > 1 cuts each file in that many parts read side by side, each
+    starting cold: faster, slightly worse)."""
+    if streams < 1:
+        raise UserError("--streams must be positive")
     model, tokenizer, saved = load_lm(checkpoint, device)
     options = from_dict(CorpusOptions, saved["data"].get("corpus_options", {}))
     corpus = tokenize_files(resolve_text_files(files), {}, tokenizer, options.encoding, cache_dir)
-    if len(corpus.tokens) < 2:
+    pieces = [p for tokens in corpus.per_file() if len(tokens) >= 2
+              for p in cut_streams(tokens, streams)]
+    if not pieces:
         raise UserError("the text is too short to evaluate")
-    streams = eval_streams(corpus.tokens, batch_size, saved["data"]["bptt"], "text")
-    total, count = stream_loss(model, streams)
-    loss = total / count
-    tokens = corpus.tokens[: streams.n_targets + 1]
-    n_unk = int((tokens == 1).sum())
+    total, count = score_streams(model, pieces, batch_size)
+    n_unk = int(sum(int((p[1:] == UNK_ID).sum()) for p in pieces))
     chars = corpus.n_chars * count / max(1, len(corpus.tokens))
-    return {
-        "loss": loss,
-        "ppl": math.exp(min(loss, 50.0)),
-        "bpc": total / max(1.0, chars) / math.log(2),
-        "tokens": count,
-        "unk_rate": n_unk / max(1, len(tokens)),
-    }
+    how = (f"{len(pieces)} stream(s): " + ("each file read from start to end with its state "
+                                           "carried" if streams == 1 else
+                                           f"each file cut in {streams} parts, each starting cold"))
+    return {**lm_metrics(total, count, chars), "tokens": count,
+            "unk_rate": n_unk / max(1, count), "scored_as": how}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from seqgen.checkpoint import load_checkpoint
-from seqgen.config import TrainConfig, from_dict, to_dict
+from seqgen.config import Seq2SeqConfig, TrainConfig, from_dict, to_dict
 from seqgen.data.pairs import (
     PairBatches,
     PairFile,
@@ -20,10 +21,10 @@ from seqgen.data.pairs import (
     read_tsv_pairs,
     sorted_batches,
 )
-from seqgen.decoding import Hypothesis, beam_search, sample_search
+from seqgen.decoding import Hypothesis, beam_search, check_alpha, sample_search
 from seqgen.errors import UserError
-from seqgen.metrics import corpus_bleu, corpus_chrf, group_references
-from seqgen.models.seq2seq import Seq2Seq, Seq2SeqConfig, masked_token_loss
+from seqgen.metrics import corpus_bleu, corpus_chrf, group_references, perplexity
+from seqgen.models.seq2seq import Seq2Seq, masked_token_loss
 from seqgen.progress import ProgressReporter
 from seqgen.tokenizers import (
     BOS_ID,
@@ -35,7 +36,14 @@ from seqgen.tokenizers import (
     build_tokenizer,
     tokenizer_from_dict,
 )
-from seqgen.training import FitResult, Trainer, guard_out_dir, resolve_device
+from seqgen.training import (
+    FitResult,
+    Trainer,
+    guard_out_dir,
+    load_run,
+    resolve_device,
+    resumed_config,
+)
 
 TASK = "translate"
 
@@ -159,13 +167,15 @@ class Translation:
     tokens: list[int]
 
 
-def check_search(beam: int, n_best: int, max_len_ratio: float, batch_size: int = 1) -> None:
+def check_search(beam: int, n_best: int, max_len_ratio: float, batch_size: int = 1,
+                 alpha: float = 0.0) -> None:
     if beam < 1 or n_best < 1 or batch_size < 1:
         raise UserError("--beam, --n-best and --batch-size must be positive")
     if n_best > beam:
         raise UserError(f"--n-best {n_best} needs --beam of at least {n_best}")
-    if max_len_ratio <= 0:
-        raise UserError("--max-len-ratio must be positive")
+    if not (math.isfinite(max_len_ratio) and max_len_ratio > 0):
+        raise UserError("--max-len-ratio must be a positive number")
+    check_alpha(alpha)
 
 
 class Translator:
@@ -183,7 +193,7 @@ class Translator:
                   n_best: int = 1, max_len_ratio: float = 2.0, batch_size: int = 64
                   ) -> list[list[Translation]]:
         """The ``n_best`` translations of each sentence, best first (greedy when beam is 1)."""
-        check_search(beam, n_best, max_len_ratio, batch_size)
+        check_search(beam, n_best, max_len_ratio, batch_size, alpha)
         was_training = self.model.training
         self.model.eval()
         encoded = [self.src_tokenizer.encode(s) for s in sentences]
@@ -264,23 +274,25 @@ class TranslateTask:
         self.preview_sources = list(preview_sources)
 
     def loss(self, model, batch, carry):
-        src, src_lens, tgt, _ = batch
+        src, src_lens, tgt = batch
         tf = self.teacher_forcing if model.training else 1.0
         logits = model(src, src_lens, tgt[:, :-1], tf)
-        n_tokens = int((tgt[:, 1:] != PAD_ID).sum())  # of these rows (a process's share)
-        return masked_token_loss(logits, tgt[:, 1:], self.label_smoothing), n_tokens, None
+        return masked_token_loss(logits, tgt[:, 1:], self.label_smoothing), None
 
-    def evaluate(self, model, data: ValData) -> dict[str, float]:
+    def count_targets(self, batch) -> int:
+        return int((batch[2][:, 1:] != PAD_ID).sum())
+
+    def evaluate(self, model, data: ValData, final: bool = False) -> dict[str, float]:
         device = next(model.parameters()).device
         total, count = 0.0, 0
-        for src, src_lens, tgt, n in data.batches.batches():
+        for src, src_lens, tgt in data.batches.batches():
             logits = model(src.to(device), src_lens, tgt[:, :-1].to(device))
             total += float(masked_token_loss(logits, tgt[:, 1:].to(device)))
-            count += n
+            count += self.count_targets((src, src_lens, tgt))
         loss = total / max(1, count)
         translator = Translator(model, self.src_tokenizer, self.tgt_tokenizer)
         hyps = translator.greedy(data.sources)
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
+        return {"loss": loss, "ppl": perplexity(loss),
                 "bleu": corpus_bleu(hyps, data.references)}
 
     def preview(self, model) -> list[str]:
@@ -290,6 +302,14 @@ class TranslateTask:
             hyps = Translator(model, self.src_tokenizer, self.tgt_tokenizer).greedy(
                 self.preview_sources)
         return [f"  {s}  →  {h}" for s, h in zip(self.preview_sources, hyps)]
+
+
+def pairs_digest(pairs: Sequence[tuple[str, str]]) -> str:
+    """What a set of sentence pairs is, to tell on --resume whether the data changed."""
+    digest = hashlib.blake2b(digest_size=16)
+    for source, target in pairs:
+        digest.update(f"{source}\t{target}\n".encode())
+    return digest.hexdigest()
 
 
 def train_translate(
@@ -305,24 +325,40 @@ def train_translate(
     resume: bool = False,
     overwrite: bool = False,
     reporter: ProgressReporter | None = None,
+    explicit: Collection[str] | None = None,
 ) -> FitResult:
+    """Train a translator. With ``resume``, the run in ``train_config.out_dir`` continues
+    with the options that define it (see ``seqgen.training.load_run``)."""
     if not 0 < teacher_forcing <= 1:
         raise UserError("--teacher-forcing must be in (0, 1]")
     if not 0 <= label_smoothing < 1:
         raise UserError("--label-smoothing must be in [0, 1)")
-    from_dict(Seq2SeqConfig, {**model_options, "src_vocab": 1, "tgt_vocab": 1})  # check early
+    Seq2SeqConfig(src_vocab=1, tgt_vocab=1, **model_options)  # bad options stop early
     if pair_options.level not in LEVELS:
         raise UserError(f"unknown --level {pair_options.level!r}: choose one of "
                         f"{', '.join(LEVELS)}")
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
+    run = {**model_options, **to_dict(pair_options), "batch_size": train_config.batch_size,
+           "seed": train_config.seed, "val_fraction": None if val_pairs else val_fraction,
+           "val_bleu_sentences": val_bleu_sentences, "teacher_forcing": teacher_forcing,
+           "label_smoothing": label_smoothing}
+    digests = {"train": pairs_digest(train_pairs.pairs),
+               "val": pairs_digest(val_pairs.pairs) if val_pairs else None}
     tokenizers = None
     if resume:
-        saved = load_checkpoint(out_dir / "last.pt", task=TASK)
+        saved = load_run(out_dir, TASK, run, explicit)
+        run = saved["run"]
+        if saved["data"].get("digests", digests) != digests:
+            raise UserError(f"--resume: the sentence pairs differ from the ones the run in "
+                            f"{out_dir} trained on; train into a new --out to use them")
+        model_options = {k: run[k] for k in model_options}
+        pair_options = from_dict(PairOptions, run)
+        val_fraction, val_bleu_sentences = run["val_fraction"], run["val_bleu_sentences"]
+        teacher_forcing, label_smoothing = run["teacher_forcing"], run["label_smoothing"]
+        train_config = resumed_config(saved, train_config, explicit)
         tokenizers = (tokenizer_from_dict(saved["src_tokenizer"]),
                       tokenizer_from_dict(saved["tgt_tokenizer"]))
-        model_options = saved["model_config"]
-        pair_options = from_dict(PairOptions, saved["data"]["pair_options"])
     reporter = reporter or ProgressReporter(quiet=train_config.quiet)
     pairs = train_pairs.pairs
     if val_pairs is None:
@@ -342,9 +378,8 @@ def train_translate(
         f"BLEU); source vocabulary {data.src_tokenizer.describe()}, target vocabulary "
         f"{data.tgt_tokenizer.describe()}"
     )
-    config = from_dict(Seq2SeqConfig, {**model_options,
-                                       "src_vocab": data.src_tokenizer.vocab_size,
-                                       "tgt_vocab": data.tgt_tokenizer.vocab_size})
+    config = Seq2SeqConfig(src_vocab=data.src_tokenizer.vocab_size,
+                           tgt_vocab=data.tgt_tokenizer.vocab_size, **model_options)
     torch.manual_seed(train_config.seed)
     model = Seq2Seq(config)
     n_params = sum(p.numel() for p in model.parameters())
@@ -355,11 +390,12 @@ def train_translate(
         f"parameters, {len(data.train)} batches per epoch")
     meta = {
         "task": TASK,
+        "run": run,
         "model_config": to_dict(config),
         "src_tokenizer": data.src_tokenizer.to_dict(),
         "tgt_tokenizer": data.tgt_tokenizer.to_dict(),
         "data": {"pair_options": to_dict(pair_options), "teacher_forcing": teacher_forcing,
-                 "label_smoothing": label_smoothing},
+                 "label_smoothing": label_smoothing, "digests": digests},
     }
     task = TranslateTask(data.src_tokenizer, data.tgt_tokenizer, teacher_forcing,
                          label_smoothing, data.val.sources[:3])

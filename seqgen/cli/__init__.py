@@ -1,0 +1,13 @@
+"""The ``seqgen`` command line: parse options, call the library, print. No logic lives here.
+
+One module per task registers its commands on the shared app (``seqgen.cli.common``).
+"""
+
+from seqgen.cli import caption, lm, tools, translate  # noqa: F401  (they register commands)
+from seqgen.cli.common import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,189 @@
+"""A run stopped (Ctrl-C, kill -9, a step budget) and resumed with the same command ends with
+weights bit-identical to the run that was never stopped: for every task, with dropout on."""
+
+import json
+import signal
+
+import pytest
+import torch
+from helpers import assert_user_error, invoke
+
+from seqgen.checkpoint import load_checkpoint
+from seqgen.config import TrainConfig
+from seqgen.data.pairs import PairFile
+from seqgen.data.synthetic import scenes
+from seqgen.tasks import caption as caption_task
+from seqgen.tasks import lm as lm_task
+from seqgen.tasks import translate as translate_task
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing is saved on the way out."""
+
+
+def lm_run(tmp_path, out, **changes):
+    corpus = tmp_path / "corpus.txt"
+    if not corpus.exists():
+        corpus.write_text("\n".join(s.english() for s in scenes(150, 1)) + "\n")
+    config = TrainConfig(**{**dict(out_dir=str(out), batch_size=4, max_steps=24, eval_every=8,
+                                   log_every=1, quiet=True, warmup_steps=4, lr=5e-3,
+                                   device="cpu"), **changes})
+    model = dict(cell="lstm", layers=2, hidden=32, embed=16, dropout=0.3)
+    return lm_task.train_lm([str(corpus)], model, lm_task.CorpusOptions(), config, bptt=16,
+                            resume=(out / "last.pt").exists())
+
+
+def translate_run(tmp_path, out, **changes):
+    pairs = [(s.english(), s.spanish()) for s in scenes(120, 2)]
+    config = TrainConfig(**{**dict(out_dir=str(out), batch_size=8, max_steps=24, eval_every=8,
+                                   log_every=1, quiet=True, warmup_steps=4, lr=5e-3,
+                                   device="cpu", select_metric="bleu"), **changes})
+    model = dict(cell="gru", hidden=32, embed=16, dropout=0.3)
+    return translate_task.train_translate(
+        PairFile(pairs[:100]), PairFile(pairs[100:]), model,
+        translate_task.PairOptions(min_freq=1), config, val_bleu_sentences=10,
+        teacher_forcing=0.8, resume=(out / "last.pt").exists())
+
+
+def caption_run(tmp_path, out, **changes):
+    folder = tmp_path / "shapes"
+    captions = folder / "captions.csv"
+    if not captions.exists():
+        (folder / "images").mkdir(parents=True)
+        lines = ["image,caption"]
+        for i, scene in enumerate(scenes(40, 3)):
+            scene.render(32).save(folder / "images" / f"{i}.png")
+            lines.append(f"{i}.png,{scene.english()}")
+        captions.write_text("\n".join(lines) + "\n")
+    config = TrainConfig(**{**dict(out_dir=str(out), batch_size=8, max_steps=24, eval_every=8,
+                                   log_every=1, quiet=True, warmup_steps=4, lr=5e-3,
+                                   device="cpu", select_metric="bleu4"), **changes})
+    return caption_task.train_caption(
+        captions, None, dict(cell="lstm", hidden=32, embed=16, dropout=0.3),
+        caption_task.CaptionDataOptions(min_freq=1, val_fraction=0.2, feature_cache=False),
+        caption_task.EncoderOptions("small-cnn", pretrained=False), config,
+        resume=(out / "last.pt").exists())
+
+
+TASKS = {"lm": (lm_run, lm_task.LMTask), "translate": (translate_run,
+                                                       translate_task.TranslateTask),
+         "caption": (caption_run, caption_task.CaptionTask)}
+
+
+def weights(out):
+    return load_checkpoint(out / "last.pt")["model_state"]
+
+
+def assert_same_weights(a, b):
+    first, second = weights(a), weights(b)
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+
+
+def rows(out):
+    return [(r["kind"], r["step"]) for r in map(json.loads,
+                                                (out / "metrics.jsonl").read_text().splitlines())]
+
+
+def stop_at_call(monkeypatch, task_class, call, action):
+    original = task_class.loss
+    calls = {"n": 0}
+
+    def loss(self, model, batch, carry):
+        calls["n"] += model.training  # training steps only, not validation
+        if model.training and calls["n"] == call:
+            action()
+        return original(self, model, batch, carry)
+
+    monkeypatch.setattr(task_class, "loss", loss)
+    return lambda: monkeypatch.setattr(task_class, "loss", original)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_ctrl_c_and_resume_end_bit_identical(tmp_path, monkeypatch, task):
+    run, task_class = TASKS[task]
+    run(tmp_path, tmp_path / "straight")
+    restore = stop_at_call(monkeypatch, task_class, 11,
+                           lambda: signal.raise_signal(signal.SIGINT))
+    first = run(tmp_path, tmp_path / "stopped")
+    restore()
+    assert first.reason == "interrupted" and first.step == 11  # the step it was in finished
+    second = run(tmp_path, tmp_path / "stopped")
+    assert second.step == 24
+    assert_same_weights(tmp_path / "straight", tmp_path / "stopped")
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_kill_and_resume_end_bit_identical_without_duplicate_metrics(tmp_path, monkeypatch,
+                                                                     task):
+    run, task_class = TASKS[task]
+    run(tmp_path, tmp_path / "straight")
+
+    def kill():
+        raise Killed
+
+    restore = stop_at_call(monkeypatch, task_class, 23, kill)  # killed during step 23
+    with pytest.raises(Killed):
+        run(tmp_path, tmp_path / "killed")
+    restore()
+    saved = load_checkpoint(tmp_path / "killed" / "last.pt")["trainer_state"]["step"]
+    assert saved == max(step for kind, step in rows(tmp_path / "straight")
+                        if kind == "val" and step < 23)  # the last validation's
+    assert max(step for _, step in rows(tmp_path / "killed")) > saved  # logged after it
+    run(tmp_path, tmp_path / "killed")
+    assert_same_weights(tmp_path / "straight", tmp_path / "killed")
+    assert rows(tmp_path / "killed") == rows(tmp_path / "straight")
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_a_step_budget_extended_on_resume_ends_bit_identical(tmp_path, task):
+    run, _ = TASKS[task]
+    run(tmp_path, tmp_path / "straight", schedule="constant")
+    run(tmp_path, tmp_path / "twice", schedule="constant", max_steps=13)
+    run(tmp_path, tmp_path / "twice", schedule="constant")
+    assert_same_weights(tmp_path / "straight", tmp_path / "twice")
+
+
+def test_resume_refuses_options_that_change_the_run(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+    common = ["--layers", 1, "--hidden", 16, "--embed", 8, "--bptt", 8, "--quiet"]
+    done = invoke("train-lm", tiny_corpus, "--out", out, "--max-steps", 4, "--batch-size", 4,
+                  *common)
+    assert done.exit_code == 0, done.output
+    before = (out / "last.pt").read_bytes()
+    for option, value in [("--batch-size", 8), ("--val-fraction", 0.2), ("--hidden", 32),
+                          ("--bptt", 16), ("--encoding", "latin-1"), ("--level", "word")]:
+        args = [a for a in common if a not in (option,)]
+        if option in common:
+            index = common.index(option)
+            args = common[:index] + common[index + 2:]
+        result = invoke("train-lm", tiny_corpus, "--out", out, "--resume", "--max-steps", 8,
+                        option, value, *args)
+        assert_user_error(result, f"{option} {value} differs from the run")
+    assert (out / "last.pt").read_bytes() == before
+    assert_user_error(invoke("train-lm", tiny_corpus, "--out", out, "--resume", "--overwrite"),
+                      "pass one of them")
+    assert_user_error(invoke("train-lm", tiny_corpus, "--out", tmp_path / "none", "--resume"),
+                      "holds no last.pt")
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text() + "more text\n")
+    assert_user_error(invoke("train-lm", other, "--out", out, "--resume", "--max-steps", 8),
+                      "the corpus differs")
+    # The same options (given or left out) continue the run; a budget may extend it.
+    # A new --lr applies from the resumed step on.
+    result = invoke("train-lm", tiny_corpus, "--out", out, "--resume", "--max-steps", 10,
+                    "--lr", "1e-3", "--schedule", "constant", "--warmup", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    saved = load_checkpoint(out / "last.pt")
+    assert saved["trainer_state"]["step"] == 10 and saved["run"]["hidden"] == 16
+    assert saved["train_config"]["batch_size"] == 4
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in logged if r["kind"] == "train" and r["step"] > 4] == [1e-3]
+
+
+def test_validation_never_changes_how_training_goes(tmp_path):
+    # Validating (and sampling previews) at other steps leaves the trained weights the same.
+    lm_run(tmp_path, tmp_path / "often", eval_every=3, schedule="constant")
+    lm_run(tmp_path, tmp_path / "seldom", eval_every=10, schedule="constant")
+    assert_same_weights(tmp_path / "often", tmp_path / "seldom")
