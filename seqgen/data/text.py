@@ -138,13 +138,9 @@ def tokenize_files(
     key = cache_key(digest, settings)
     meta_path = cache_dir / f"{key}.json"
     bin_path = cache_dir / f"{key}.bin"
-    if meta_path.exists() and bin_path.exists():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],)) \
-            if meta["n_tokens"] else np.zeros(0, dtype=meta["dtype"])
-        return TokenizedCorpus(tokens, tokenizer_from_dict(meta["tokenizer"]),
-                               meta["n_chars"], cached=True, digest=digest,
-                               file_tokens=meta["file_tokens"])
+    cached = _read_cache(meta_path, bin_path, digest)
+    if cached is not None:
+        return cached
 
     if tokenizer is None:
         tokenizer = build_tokenizer(texts=iter_chunks(files, encoding), **tokenizer_options)
@@ -182,6 +178,22 @@ def tokenize_files(
         else np.zeros(0, dtype=dtype)
     return TokenizedCorpus(tokens, tokenizer, counts["chars"], cached=False, digest=digest,
                            file_tokens=file_tokens)
+
+
+def _read_cache(meta_path: Path, bin_path: Path, digest: str) -> TokenizedCorpus | None:
+    """A cache entry, or None when there is none or it is damaged (then it is rebuilt)."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        dtype, n_tokens = np.dtype(meta["dtype"]), int(meta["n_tokens"])
+        if bin_path.stat().st_size != n_tokens * dtype.itemsize:
+            return None
+        tokens = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n_tokens,)) if n_tokens \
+            else np.zeros(0, dtype=dtype)
+        return TokenizedCorpus(tokens, tokenizer_from_dict(meta["tokenizer"]),
+                               int(meta["n_chars"]), cached=True, digest=digest,
+                               file_tokens=[int(n) for n in meta["file_tokens"]])
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None
 
 
 def writable_folder(folder: Path) -> bool:
