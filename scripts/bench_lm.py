@@ -2,7 +2,8 @@
 
     python scripts/bench_lm.py --part throughput     # seqgen trainer vs a bare PyTorch loop
     python scripts/bench_lm.py --part sampling       # carried-state sampling vs bare / re-feeding
-    python scripts/bench_lm.py --part shakespeare    # char level, 10-minute budget, defaults
+    python scripts/bench_lm.py --part shakespeare    # defaults vs a bare loop, 10 minutes each
+    python scripts/bench_lm.py --part sweep          # one change at a time, 2 minutes each
     python scripts/bench_lm.py --part ptb            # word level Penn Treebank, 20 minutes
     python scripts/bench_lm.py --part scale          # tokenise + train on a generated 1 GB file
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -34,11 +36,6 @@ def seqgen(*args: str) -> None:
     cmd = [sys.executable, "-m", "seqgen", *args]
     print("$ seqgen " + " ".join(args), flush=True)
     subprocess.run(cmd, check=True)
-
-
-def best_metrics(out_dir: Path) -> dict:
-    data = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=True)
-    return {"step": data["trainer_state"]["step"], **data["trainer_state"]["best_metrics"]}
 
 
 # --------------------------------------------------------------------------- throughput
@@ -95,7 +92,7 @@ def bench_throughput(steps: int, rounds: int = 5) -> None:
 
         task.loss = timed
         cfg = TrainConfig(out_dir=str(out), batch_size=batch, max_steps=warm + steps + 1,
-                          eval_every=None, lr=3e-3, device="cpu", quiet=True)
+                          eval_every=10**9, lr=3e-3, device="cpu", quiet=True)
         Trainer(model, task, data, corpus.tokens[:2000], cfg, {"task": "lm"},
                 ProgressReporter(quiet=True)).fit()
         return tokens / (stamps[warm + steps] - stamps[warm])
@@ -166,32 +163,177 @@ def bench_sampling(checkpoint: Path | None, length: int) -> None:
 
 
 # ------------------------------------------------------------------------------ quality
+def seqgen_json(*args: str) -> dict:
+    result = subprocess.run([sys.executable, "-m", "seqgen", *args], check=True,
+                            capture_output=True, text=True)
+    return json.loads(result.stdout)
+
+
+def split_text(source: Path, name: str, val_share: float = 0.05) -> tuple[Path, Path]:
+    """The first 95% of a text to train on, the last 5% to validate: files a user would have."""
+    text = source.read_text(encoding="utf-8")
+    cut = len(text) - int(len(text) * val_share)
+    train, val = OUT / f"{name}-train.txt", OUT / f"{name}-val.txt"
+    train.write_text(text[:cut], encoding="utf-8")
+    val.write_text(text[cut:], encoding="utf-8")
+    return train, val
+
+
+def run_seqgen_lm(out: Path, train: Path, val: Path, budget: str, *options: str,
+                  test: Path | None = None) -> dict:
+    """train-lm with a validation file and a time budget, then evaluate-lm on the
+    validation (and test) text as a user would; steps and tokens/s from metrics.jsonl."""
+    seqgen("train-lm", str(train), "--val-file", str(val), "--time-budget", budget, "--out",
+           str(out), "--overwrite", "--quiet", *options)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rates = sorted(r["tokens_per_s"] for r in rows if r["kind"] == "train")
+    scored = seqgen_json("evaluate-lm", str(val), "-c", str(out / "best.pt"), "--json")
+    figures = {"steps": max(r["step"] for r in rows),
+               "tok_s": rates[len(rates) // 2] if rates else 0.0,
+               "val_loss": scored["loss"], "val_ppl": scored["ppl"],
+               "validations": sum(r["kind"] == "val" for r in rows)}
+    if test is not None:
+        tested = seqgen_json("evaluate-lm", str(test), "-c", str(out / "best.pt"), "--json")
+        figures.update(test_loss=tested["loss"], test_ppl=tested["ppl"])
+    return figures
+
+
+def bare_loop_lm(train: Path, val: Path, seconds: float, level: str = "char", embed: int = 128,
+                 hidden: int = 512, layers: int = 2, dropout: float = 0.1, batch: int = 32,
+                 bptt: int = 128, lr: float = 3e-3, tie: bool = False,
+                 test: Path | None = None) -> dict:
+    """The simplest loop a PyTorch user would write: an embedding, an LSTM and a linear
+    layer, carried state, AdamW with a linear decay over the time budget, clipping at 1, no
+    validation until the end; then each text scored as one carried stream."""
+    from torch import nn
+
+    def words(text: str) -> list[str]:
+        return list(text) if level == "char" else text.replace("\n", " <eos> ").split()
+
+    train_words = words(train.read_text(encoding="utf-8"))
+    vocab = {w: i for i, w in enumerate(sorted(set(train_words)))}
+    unk = vocab.setdefault("<unk>", len(vocab))
+
+    def ids(items: list[str]) -> torch.Tensor:
+        return torch.tensor([vocab.get(w, unk) for w in items])
+
+    data = ids(train_words)
+    n = (len(data) - 1) // batch
+    x_all, y_all = data[:n * batch].view(batch, n), data[1:n * batch + 1].view(batch, n)
+
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(len(vocab), embed)
+            self.rnn = nn.LSTM(embed, hidden, layers, dropout=dropout, batch_first=True)
+            self.drop = nn.Dropout(dropout)
+            self.out = nn.Linear(hidden, len(vocab))
+            if tie:
+                self.out.weight = self.emb.weight
+
+        def forward(self, x, state=None):
+            h, state = self.rnn(self.drop(self.emb(x)), state)
+            return self.out(self.drop(h)), state
+
+    torch.manual_seed(0)
+    model = LM()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    state, steps, start, i = None, 0, time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for group in opt.param_groups:
+            group["lr"] = lr * (1 - elapsed / seconds)
+        if i + 1 >= n:
+            i, state = 0, None
+        x, y = x_all[:, i:i + bptt], y_all[:, i:i + bptt]
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        state = tuple(s.detach() for s in state)
+        i, steps = i + bptt, steps + 1
+    train_seconds = time.perf_counter() - start
+
+    @torch.no_grad()
+    def score(path: Path) -> float:
+        model.eval()
+        tokens = ids(words(path.read_text(encoding="utf-8"))).unsqueeze(0)
+        total, state = 0.0, None
+        for k in range(0, tokens.size(1) - 1, 256):
+            logits, state = model(tokens[:, k:k + 256], state)
+            target = tokens[:, k + 1:k + 257]
+            total += float(F.cross_entropy(logits[:, :target.size(1)].flatten(0, 1),
+                                           target.flatten(), reduction="sum"))
+        return total / (tokens.size(1) - 1)
+
+    figures = {"steps": steps, "tok_s": steps * batch * bptt / train_seconds,
+               "val_loss": score(val)}
+    if test is not None:
+        figures["test_loss"] = score(test)
+    return figures
+
+
+def show(name: str, figures: dict) -> None:
+    parts = [f"{figures['steps']:,} steps", f"{figures['tok_s']:,.0f} tok/s",
+             f"validation {figures['val_loss']:.4f} nats/token"]
+    if "test_loss" in figures:
+        parts.append(f"test perplexity {math.exp(figures['test_loss']):.1f}")
+    if "validations" in figures:
+        parts.append(f"{figures['validations']} validations")
+    print(f"{name}: " + ", ".join(parts), flush=True)
+
+
 def bench_shakespeare(budget: str) -> None:
-    out = OUT / "shakespeare"
-    seqgen("train-lm", str(SHAKESPEARE), "--time-budget", budget, "--out", str(out),
-           "--overwrite")
-    m = best_metrics(out)
-    print(f"shakespeare (char, defaults, {budget}): best validation loss {m['loss']:.4f} "
-          f"nats/char ({m['bpc']:.3f} bits/char) at step {m['step']} (target <= 1.55)")
-    seqgen("sample", "--checkpoint", str(out / "best.pt"), "--temp", "0.8", "--prime",
-           "ROMEO:", "--length", "300", "--seed", "1")
+    """seqgen's defaults and the bare loop, on the same split, budget and machine."""
+    train, val = split_text(SHAKESPEARE, "ts")
+    seconds = parse_seconds(budget)
+    bare = bare_loop_lm(train, val, seconds)
+    show(f"bare loop ({budget})", bare)
+    ours = run_seqgen_lm(OUT / "shakespeare", train, val, budget)
+    show(f"seqgen defaults ({budget})", ours)
+    print(f"shakespeare: seqgen {ours['val_loss']:.4f} vs bare loop {bare['val_loss']:.4f} "
+          f"nats/char: ahead by {bare['val_loss'] - ours['val_loss']:.4f} (target >= 0.03; "
+          "seqgen <= 1.45)", flush=True)
+    seqgen("sample", "--checkpoint", str(OUT / "shakespeare" / "best.pt"), "--temp", "0.8",
+           "--prime", "ROMEO:", "--length", "300", "--seed", "1")
+
+
+# Short runs that change one thing at a time from the defaults (README: LM sweep).
+SWEEP = [
+    [], ["--bptt", "128"], ["--bptt", "32"], ["--dropout", "0.1"], ["--dropout", "0"],
+    ["--lr", "5e-3"], ["--lr", "2e-3"], ["--batch-size", "16"], ["--batch-size", "64"],
+    ["--weight-decay", "0.1"], ["--clip", "5"], ["--schedule", "constant"],
+    ["--hidden", "384"], ["--hidden", "768"], ["--layers", "1", "--hidden", "768"],
+    ["--layers", "3"], ["--embed", "64"], ["--embed", "256"], ["--eval-every", "200"],
+]
+
+
+def bench_sweep(budget: str, configs: list[list[str]]) -> None:
+    train, val = split_text(SHAKESPEARE, "ts")
+    for options in configs:
+        figures = run_seqgen_lm(OUT / "sweep", train, val, budget, *options)
+        show(f"sweep {budget} {' '.join(options) or '(defaults)'}", figures)
 
 
 def bench_ptb(budget: str) -> None:
-    out = OUT / "ptb"
+    """Penn Treebank, word level, with the README's options; a bare loop of the same kind."""
     ptb = DATA / "ptb"
-    seqgen("train-lm", str(ptb / "ptb.train.txt"), "--val-file", str(ptb / "ptb.valid.txt"),
-           "--level", "word", "--pretokenized", "--time-budget", budget, "--out", str(out),
-           "--overwrite", "--embed", "512", "--hidden", "512", "--tie-weights",
-           "--dropout", "0.4", "--bptt", "35", "--batch-size", "32", "--lr", "3e-3")
-    m = best_metrics(out)
-    result = subprocess.run(
-        [sys.executable, "-m", "seqgen", "evaluate-lm", str(ptb / "ptb.test.txt"),
-         "--checkpoint", str(out / "best.pt"), "--json"],
-        check=True, capture_output=True, text=True)
-    test = json.loads(result.stdout)
-    print(f"ptb (word, {budget}): validation perplexity {m['ppl']:.1f}, "
-          f"test perplexity {test['ppl']:.1f}")
+    options = ["--level", "word", "--pretokenized", "--embed", "512", "--hidden", "512",
+               "--tie-weights", "--dropout", "0.4", "--bptt", "35"]
+    seconds = parse_seconds(budget)
+    bare = bare_loop_lm(ptb / "ptb.train.txt", ptb / "ptb.valid.txt", seconds, level="word",
+                        embed=512, dropout=0.4, bptt=35, tie=True, test=ptb / "ptb.test.txt")
+    show(f"ptb bare loop ({budget})", bare)
+    ours = run_seqgen_lm(OUT / "ptb", ptb / "ptb.train.txt", ptb / "ptb.valid.txt", budget,
+                         *options, test=ptb / "ptb.test.txt")
+    show(f"ptb seqgen ({budget}, {' '.join(options)})", ours)
+
+
+def parse_seconds(budget: str) -> float:
+    from seqgen.config import parse_duration
+
+    return float(parse_duration(budget))
 
 
 # -------------------------------------------------------------------------------- scale
@@ -263,11 +405,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", action="append",
-                        choices=["throughput", "sampling", "shakespeare", "ptb", "scale"])
+                        choices=["throughput", "sampling", "shakespeare", "sweep", "ptb",
+                                 "scale"])
     parser.add_argument("--steps", type=int, default=30, help="throughput: timed steps")
     parser.add_argument("--rounds", type=int, default=5, help="throughput: rounds")
     parser.add_argument("--length", type=int, default=500, help="sampling: tokens")
     parser.add_argument("--shakespeare-budget", default="10m")
+    parser.add_argument("--sweep-budget", default="2m")
+    parser.add_argument("--sweep", action="append", default=None,
+                        help="sweep: one option set, e.g. --sweep='--bptt 128' (repeatable)")
     parser.add_argument("--ptb-budget", default="20m")
     parser.add_argument("--size-gb", type=float, default=1.0)
     parser.add_argument("--levels", default="char", help="scale: comma-separated levels")
@@ -278,7 +424,7 @@ def main() -> None:
         scale_child(args.scale_child, args.level, 10)
         return
     OUT.mkdir(exist_ok=True)
-    parts = args.part or ["throughput", "sampling", "shakespeare", "ptb", "scale"]
+    parts = args.part or ["throughput", "sampling", "shakespeare", "ptb", "scale"]  # no sweep
     for part in parts:
         if part == "throughput":
             bench_throughput(args.steps, args.rounds)
@@ -286,6 +432,9 @@ def main() -> None:
             bench_sampling(OUT / "shakespeare" / "best.pt", args.length)
         elif part == "shakespeare":
             bench_shakespeare(args.shakespeare_budget)
+        elif part == "sweep":
+            configs = [c.split() for c in args.sweep] if args.sweep else SWEEP
+            bench_sweep(args.sweep_budget, configs)
         elif part == "ptb":
             bench_ptb(args.ptb_budget)
         elif part == "scale":

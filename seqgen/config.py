@@ -190,7 +190,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine ends here; plateau never halves below it
     plateau_patience: int = 2  # validations without improvement before plateau halves the lr
     clip: float = 1.0  # 0: no clipping
-    eval_every: int | None = 200
+    eval_every: int | None = None  # steps; None: by time, within eval_share of it
+    eval_share: float = 0.03  # the share of training time validation may take (eval_every None)
     patience: int | None = None
     select_metric: str = "loss"
     device: str = "auto"
@@ -211,6 +212,7 @@ class TrainConfig:
         check_finite("clip", self.clip)
         check_fraction("momentum", self.momentum)
         check_fraction("min_lr_ratio", self.min_lr_ratio, high_open=False)
+        check_fraction("eval_share", self.eval_share, high=0.5)
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise UserError(f"--warmup must be a whole number >= 0, got {self.warmup_steps!r}")
         if self.time_budget is not None:
@@ -220,11 +222,16 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+# train-lm on a CUDA GPU when no size is given: the CPU defaults (2×512, 32×64) leave a
+# data-centre GPU idle; this model (measured on an H100 in float32: 1.44 nats/char on Tiny
+# Shakespeare in 90 s) keeps it busy.
+LM_GPU_SIZES = {"layers": 3, "hidden": 1024, "embed": 256, "dropout": 0.25,
+                "batch_size": 128, "bptt": 128}
+
 # Each task's training defaults, in one place.
 LM_TRAINING = TrainConfig(out_dir="checkpoints/lm")
 TRANSLATE_TRAINING = TrainConfig(out_dir="checkpoints/translate", batch_size=64, lr=2e-3,
-                                 weight_decay=0.01, warmup_steps=100, eval_every=500,
-                                 select_metric="bleu")
+                                 weight_decay=0.01, warmup_steps=100, select_metric="bleu")
 CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_decay=0.1,
                                clip=5.0, select_metric="bleu4")
 DEFAULT_EPOCHS = {"lm": 10, "translate": 10, "caption": 20}  # when no budget is given

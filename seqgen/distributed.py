@@ -31,16 +31,18 @@ class World:
     def main(self) -> bool:
         return self.rank == 0
 
-    def sync(self, stop: bool, clock: float, device: torch.device) -> tuple[bool, float]:
+    def sync(self, stop: bool, clocks: tuple[float, ...], device: torch.device
+             ) -> tuple[bool, tuple[float, ...]]:
         """The once-per-step agreement: stop when any process asks to; every process takes
-        the first one's clock, so budgets and schedules are the same everywhere."""
+        the first one's clocks, so budgets and schedules are the same everywhere."""
         if self.size == 1:
-            return stop, clock
-        value = torch.tensor([1.0 if stop else 0.0, clock if self.main else 0.0],
-                             dtype=torch.float64, device=device)
+            return stop, clocks
+        mine = clocks if self.main else (0.0,) * len(clocks)  # clocks are never negative
+        value = torch.tensor([1.0 if stop else 0.0, *mine], dtype=torch.float64,
+                             device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        flag, clock = value.tolist()
-        return flag > 0, clock
+        flag, *agreed = value.tolist()
+        return flag > 0, tuple(agreed)
 
     def broadcast(self, obj: Any) -> Any:
         """The first process's ``obj`` on every process."""

@@ -83,6 +83,7 @@ class TrainState:
     epoch: int = 0
     batch_in_epoch: int = 0
     elapsed: float = 0.0  # wall-clock seconds of the run, validation included
+    train_time: float = 0.0  # of which in training steps
     best: float | None = None
     best_metrics: dict[str, float] | None = None
     best_step: int | None = None  # the step best.pt was written at
@@ -279,6 +280,9 @@ class Trainer:
         self._bad_in_row = 0
         self._grad_norm = 0.0
         self._last_val_step = -1
+        self._last_val_at = 0.0  # train_time at the last validation
+        self._val_seconds: float | None = None  # how long the last validation took
+        self._paused = 0.0  # validation seconds inside the current step's clock
         self._window = _Window()
         self._tick = time.perf_counter()
 
@@ -319,7 +323,7 @@ class Trainer:
                 self._advance(epoch_ends)  # counters; the agreed clock and stop flag
                 self._maybe_log()  # metrics.jsonl and the progress line
                 reason = self._stop_reason()  # budget, epochs, Ctrl-C, divergence
-                if self._maybe_validate(epoch_ends or reason in ("budget", "epochs")):
+                if self._maybe_validate(epoch_ends, reason in ("budget", "epochs")):
                     return "early-stop"
                 if reason:
                     return reason
@@ -401,9 +405,10 @@ class Trainer:
             self.carry = None  # streams start again at the corpus start
         now = time.perf_counter()
         s.elapsed += now - self._tick
-        self._tick = now
-        self._interrupted, s.elapsed = self.world.sync(self._interrupted, s.elapsed,
-                                                       self.device)
+        s.train_time += now - self._tick - self._paused
+        self._tick, self._paused = now, 0.0
+        self._interrupted, (s.elapsed, s.train_time) = self.world.sync(
+            self._interrupted, (s.elapsed, s.train_time), self.device)
 
     def _maybe_log(self) -> None:
         c, s, w = self.config, self.state, self._window
@@ -432,15 +437,26 @@ class Trainer:
             return "epochs"
         return None
 
-    def _maybe_validate(self, force: bool) -> bool:
-        """Validate every ``eval_every`` steps, at an epoch's end and when a budget ends (once
-        per step); True when early stopping says stop."""
-        s, every = self.state, self.config.eval_every
-        due = force or bool(every and s.step % every == 0)
-        if not due or self._last_val_step == s.step:
+    def _maybe_validate(self, epoch_ends: bool, final: bool) -> bool:
+        """Validate when due (once per step) and when a budget ends; True when early stopping
+        says stop. Due: every ``eval_every`` steps and at each epoch's end; or, without
+        ``eval_every``, by training time, so that validating takes about ``eval_share`` of
+        it (the first time after a tenth of the budget or two minutes)."""
+        c, s = self.config, self.state
+        if c.eval_every:
+            due = s.step % c.eval_every == 0 or epoch_ends
+        elif self._val_seconds is None:
+            due = self.progress() >= 0.1 or s.train_time >= 120
+        else:
+            due = s.train_time - self._last_val_at >= max(self._val_seconds / c.eval_share, 1.0)
+        if not (due or final) or self._last_val_step == s.step:
             return False
-        self._last_val_step = s.step
-        return self.validate()
+        self._last_val_step, self._last_val_at = s.step, s.train_time
+        started = time.perf_counter()
+        stop = self.validate()
+        self._val_seconds = time.perf_counter() - started
+        self._paused += self._val_seconds
+        return stop
 
     # ------------------------------------------------------------------------- schedule
     def progress(self) -> float:
@@ -450,7 +466,9 @@ class Trainer:
         if c.max_steps:
             parts.append(s.step / c.max_steps)
         if c.time_budget:
-            parts.append(s.elapsed / c.time_budget)
+            # Training time against the share of the budget left for it: the schedule does
+            # not move while validating, and still ends with the budget.
+            parts.append(s.train_time / (c.time_budget * (1 - c.eval_share)))
         if c.epochs:
             n = max(1, len(self.train_data))
             parts.append((s.epoch + s.batch_in_epoch / n) / c.epochs)

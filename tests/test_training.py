@@ -2,6 +2,7 @@ import json
 import math
 import os
 import stat
+import time
 
 import pytest
 import torch
@@ -204,3 +205,43 @@ def test_library_and_cli_defaults_are_one(tmp_path):
         assert str(defaults["out_dir"]) == preset.out_dir
     with pytest.raises(UserError, match="--init identity"):
         LMConfig(vocab_size=10, cell="lstm", init="identity")
+
+
+def test_without_eval_every_validation_takes_its_share_of_the_time(tmp_path, tiny_corpus,
+                                                                   monkeypatch):
+    original = lm_task.LMTask.evaluate
+
+    def slow(self, model, data, final=False):  # a validation that costs 0.1 s
+        time.sleep(0.1)
+        return original(self, model, data, final)
+
+    monkeypatch.setattr(lm_task.LMTask, "evaluate", slow)
+    monkeypatch.setattr(lm_task.LMTask, "preview", lambda self, model: [])
+    result = train_lm([str(tiny_corpus)], SMALL, CorpusOptions(),
+                      config(tmp_path, max_steps=None, time_budget=3.0, eval_every=None,
+                             eval_share=0.1), bptt=16)
+    validations = rows(result.out_dir, "val")
+    # The first after a tenth of the budget, then one per second of training (0.1 s / 10%),
+    # and one when the budget ends: about 4, never one per epoch (there are dozens).
+    assert 3 <= len(validations) <= 6
+    assert result.step > 30 * len(validations)
+
+
+def test_the_schedule_follows_training_time_not_validation_time(tmp_path, tiny_corpus):
+    data = prepare_lm_data([str(tiny_corpus)], CorpusOptions(), 4, 16)
+    model = lm_task.RNNLanguageModel(LMConfig(vocab_size=data.tokenizer.vocab_size, **SMALL))
+    trainer = Trainer(model, LMTask(data.tokenizer), data.train, data.val,
+                      config(tmp_path, max_steps=None, time_budget=100.0, eval_share=0.04),
+                      {"task": "lm"}, ProgressReporter(quiet=True))
+    trainer.state.train_time, trainer.state.elapsed = 48.0, 80.0  # 32 s spent validating
+    assert trainer.progress() == pytest.approx(48.0 / 96.0)
+
+
+def test_a_gpu_gets_a_larger_language_model_only_when_no_size_was_given():
+    from seqgen.tasks.lm import gpu_sizes
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert gpu_sizes(cuda, {"lr", "time_budget"})["hidden"] == 1024
+    assert gpu_sizes(cuda, {"hidden"}) == {} and gpu_sizes(cuda, {"batch_size"}) == {}
+    assert gpu_sizes(cpu, set()) == {} and gpu_sizes(cuda, None) == {}
+    assert gpu_sizes(cuda, set(), resume=True) == {}

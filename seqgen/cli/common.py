@@ -102,8 +102,9 @@ Schedule = Annotated[str, typer.Option(
     "or constant.")]
 Warmup = Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")]
 Clip = Annotated[float, typer.Option("--clip", help="Clip the gradient norm (0: off).")]
-EvalEvery = Annotated[int, typer.Option(
-    "--eval-every", help="Validate every N steps (and at each epoch end).")]
+EvalEvery = Annotated[int | None, typer.Option(
+    "--eval-every", help="Validate every N steps and at each epoch end (default: as often as "
+    "takes about 3% of the training time).")]
 Patience = Annotated[int | None, typer.Option(
     "--patience", help="Stop after N validations without improvement.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from seqgen.checkpoint import load_checkpoint
-from seqgen.config import LMConfig, TrainConfig, from_dict, to_dict
+from seqgen.config import LM_GPU_SIZES, LMConfig, TrainConfig, from_dict, option, to_dict
 from seqgen.data.text import (
     StreamBatches,
     cut_streams,
@@ -193,6 +193,12 @@ def train_lm(
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
     LMConfig(vocab_size=1, **model_options)  # bad sizes or names stop before any work
+    gpu = gpu_sizes(resolve_device(train_config.device), explicit, resume)
+    if gpu:
+        model_options = {**model_options, **{k: v for k, v in gpu.items()
+                                             if k in model_options}}
+        train_config = train_config.replace(batch_size=gpu["batch_size"])
+        bptt = gpu["bptt"]
     run = {**model_options, **to_dict(corpus_options), "bptt": bptt,
            "batch_size": train_config.batch_size,
            "val_file": str(Path(val_file).resolve()) if val_file else None,
@@ -207,6 +213,9 @@ def train_lm(
         train_config = resumed_config(saved, train_config, explicit)
         tokenizer = tokenizer_from_dict(saved["tokenizer"])
     reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    if gpu:
+        reporter.message("on a GPU with no size given: " + ", ".join(
+            f"{option(k)} {v}" for k, v in gpu.items()))
     data = prepare_lm_data(corpus, corpus_options, train_config.batch_size, bptt, val_file,
                            val_fraction, tokenizer, cache_dir)
     if saved and saved["data"].get("corpus_digest") not in (None, data.digest):
@@ -237,6 +246,14 @@ def train_lm(
     task = LMTask(data.tokenizer, data.chars_per_token, val_tokens=VAL_TOKENS)
     trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
     return trainer.fit(resume=resume)
+
+
+def gpu_sizes(device: torch.device, explicit: Collection[str] | None,
+              resume: bool = False) -> dict:
+    """The larger model for a CUDA GPU, when the user (on the command line) gave no size."""
+    if device.type != "cuda" or explicit is None or resume or set(explicit) & set(LM_GPU_SIZES):
+        return {}
+    return dict(LM_GPU_SIZES)
 
 
 def load_lm(
