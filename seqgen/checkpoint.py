@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path} (train one first, or pass --checkpoint)")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own warnings would precede our one line
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         if not zipfile.is_zipfile(path):  # every torch.save since 1.6 writes a zip archive
             raise UserError(f"{path} is not a readable seqgen checkpoint") from None
@@ -40,6 +43,8 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
         raise UserError(f"{path} is not a readable seqgen checkpoint ({exc.__class__.__name__})") \
             from None
     if not isinstance(data, dict) or "format_version" not in data or "task" not in data:
+        raise UserError(f"{path} is not a seqgen checkpoint")
+    if not isinstance(data["format_version"], int) or not isinstance(data["task"], str):
         raise UserError(f"{path} is not a seqgen checkpoint")
     if data["format_version"] > FORMAT_VERSION:
         raise UserError(

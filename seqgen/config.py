@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 CELLS = ("lstm", "gru", "rnn", "rnn-relu")
 INITS = ("default", "identity")
-ATTENTIONS = ("luong", "bahdanau", "none")
+ATTENTIONS = ("luong", "concat", "none")
 
 
 def to_dict(obj: Any) -> dict:
@@ -144,9 +144,12 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         check_recurrent(self)
+        if self.attention == "bahdanau":
+            raise UserError("--attention bahdanau was an additive score on the decoder's current "
+                            "state; it is called concat now (Luong et al.'s name for it)")
         check_choice("attention", self.attention, ATTENTIONS)
         if self.input_feeding and self.attention == "none":
-            raise UserError("--input-feeding needs attention (--attention luong or bahdanau)")
+            raise UserError("--input-feeding needs attention (--attention luong or concat)")
 
 
 @dataclass

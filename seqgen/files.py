@@ -66,5 +66,20 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     _sync_folder(path.parent)
 
 
+def check_writable_folder(folder: str | Path, what: str) -> None:
+    """Make ``folder`` if needed and prove a file can be created in it, or say why not (a file
+    in the way, a read-only filesystem, no permission) before any long work starts."""
+    folder = Path(folder)
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            raise UserError(f"{what} {folder}: {place} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to {what} {folder}: {exc.strerror or exc}") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -1,42 +1,85 @@
-"""Human-readable summary of a checkpoint, for ``seqgen info``."""
+"""What a checkpoint holds, for ``seqgen info`` (a table, or ``--json``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from seqgen.checkpoint import count_parameters, load_checkpoint
+from seqgen.models.building import from_checkpoint
 from seqgen.progress import format_seconds
 from seqgen.tokenizers import tokenizer_from_dict
 
+_RECORD_KEYS = ("kind", "step", "epoch", "elapsed")
+
+
+def summarize(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents as plain data: what it is, how and on what it was trained."""
+    data = load_checkpoint(path)
+    state = data.get("trainer_state") or {}
+    history = data.get("history") or []
+    summary: dict[str, Any] = {
+        "file": str(path),
+        "size_mb": round(Path(path).stat().st_size / 1e6, 1),
+        "task": data["task"],
+        "format": data["format_version"],
+        "seqgen_version": data.get("seqgen_version"),
+        "model": data.get("model_config"),
+        "parameters": count_parameters(data.get("model_state") or {}),
+        "tokenizers": {key: from_checkpoint(path, key.replace("_", " "), lambda key=key:
+                                            tokenizer_from_dict(data[key]).describe())
+                       for key in sorted(k for k in data
+                                         if k == "tokenizer" or k.endswith("_tokenizer"))},
+        "data": (data.get("data") or {}).get("files"),
+        "command": data.get("command"),
+        "device": data.get("device"),
+    }
+    if state:
+        summary["trained"] = {"steps": state.get("step"), "epochs": state.get("epoch"),
+                              "seconds": state.get("elapsed"),
+                              "skipped_steps": state.get("skipped_steps", 0)}
+        summary["best"] = {"step": state.get("best_step"), **(state.get("best_metrics") or {})}
+    for kind in ("val", "final"):
+        rows = [h for h in history if isinstance(h, dict) and h.get("kind") == kind]
+        if rows:
+            summary["last_validation" if kind == "val" else "final_validation"] = rows[-1]
+    summary["training"] = data.get("train_config")
+    return summary
+
+
+def _numbers(record: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                     if k not in _RECORD_KEYS and isinstance(v, (int, float)))
+
 
 def describe_checkpoint(path: str | Path) -> list[tuple[str, str]]:
-    data = load_checkpoint(path)
-    rows = [
-        ("file", f"{path} ({Path(path).stat().st_size / 1e6:.1f} MB)"),
-        ("task", str(data["task"])),
-        ("format", f"version {data['format_version']} (seqgen {data.get('seqgen_version', '?')})"),
-    ]
-    model = data.get("model_config", {})
-    if model:
-        rows.append(("model", ", ".join(f"{k}={v}" for k, v in model.items())))
-    rows.append(("parameters", f"{count_parameters(data.get('model_state', {})):,}"))
-    for key in sorted(k for k in data if k == "tokenizer" or k.endswith("_tokenizer")):
-        rows.append((key.replace("_", " "), tokenizer_from_dict(data[key]).describe()))
-    state = data.get("trainer_state", {})
-    if state:
-        rows.append(("trained", f"{state['step']:,} steps, {state['epoch']} full epochs, "
-                                f"{format_seconds(state['elapsed'])}"))
-    best = state.get("best_metrics")
-    if best:
-        rows.append(("best validation", ", ".join(f"{k} {v:.4g}" for k, v in best.items())))
-    history = [h for h in data.get("history", []) if h.get("kind") == "val"]
-    if history:
-        last = history[-1]
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
-                          if k not in ("kind", "step", "epoch", "elapsed"))
-        rows.append(("last validation", f"step {last['step']}: {shown}"))
-    train = data.get("train_config", {})
-    if train:
-        keys = ("optimizer", "lr", "schedule", "batch_size", "clip", "seed")
-        rows.append(("training", ", ".join(f"{k}={train[k]}" for k in keys if k in train)))
+    """The summary as rows of a table."""
+    s = summarize(path)
+    rows = [("file", f"{s['file']} ({s['size_mb']} MB)"), ("task", s["task"]),
+            ("format", f"version {s['format']} (seqgen {s['seqgen_version'] or '?'})")]
+    if s["model"]:
+        rows.append(("model", ", ".join(f"{k}={v}" for k, v in s["model"].items())))
+    rows.append(("parameters", f"{s['parameters']:,}"))
+    rows += [(key.replace("_", " "), text) for key, text in s["tokenizers"].items()]
+    if s["data"]:
+        rows.append(("trained on", ", ".join(map(str, s["data"]))))
+    if "trained" in s:
+        t = s["trained"]
+        skipped = f", {t['skipped_steps']} skipped (non-finite)" if t["skipped_steps"] else ""
+        rows.append(("trained", f"{t['steps']:,} steps{skipped}, {t['epochs']} full epochs, "
+                                f"{format_seconds(t['seconds'])}"))
+    if s.get("best") and len(s["best"]) > 1:
+        rows.append(("best validation", f"step {s['best']['step']}: {_numbers(s['best'])}"))
+    for key, label in (("last_validation", "last validation"),
+                       ("final_validation", "final validation")):
+        if key in s:
+            rows.append((label, f"step {s[key]['step']}: {_numbers(s[key])}"))
+    if s["training"]:
+        keys = ("optimizer", "lr", "schedule", "batch_size", "clip", "precision", "seed")
+        rows.append(("training", ", ".join(f"{k}={s['training'][k]}" for k in keys
+                                            if k in s["training"])))
+    if s["device"]:
+        rows.append(("device", str(s["device"])))
+    if s["command"]:
+        rows.append(("command", s["command"]))
     return rows

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from seqgen.distributed import is_main_process
+
+PLAIN_EVERY = 15.0  # seconds between progress lines when the output is not a terminal
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -34,7 +37,7 @@ class ProgressReporter:
         self.live = self.console.is_terminal and not self.quiet
         self._progress: Progress | None = None
         self._task = None
-        self._lines_since_print = 0
+        self._printed_at: float | None = None
 
     def __enter__(self) -> ProgressReporter:
         if self.live:
@@ -56,10 +59,11 @@ class ProgressReporter:
             self._progress.update(self._task, completed=min(1.0, fraction or 0.0),
                                   description=text)
         elif not self.quiet:
-            self._lines_since_print += 1
-            if self._lines_since_print >= 10:
+            # Not a terminal (a log file, CI): a plain line every PLAIN_EVERY seconds.
+            now = time.monotonic()
+            if self._printed_at is None or now - self._printed_at >= PLAIN_EVERY:
                 self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-                self._lines_since_print = 0
+                self._printed_at = now
 
     def message(self, text: str) -> None:
         if not self.quiet:

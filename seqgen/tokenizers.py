@@ -8,6 +8,7 @@ tokenizer serialises to plain data (``to_dict``) that a ``weights_only`` checkpo
 from __future__ import annotations
 
 import base64
+import codecs
 import io
 import re
 import unicodedata
@@ -42,6 +43,11 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.itos)
+
+    @property
+    def lowercases(self) -> bool:
+        """Whether the text comes back lowercased (then scores compare lowercased text)."""
+        return getattr(self, "lowercase", False)
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -267,16 +273,59 @@ class SubwordTokenizer(Tokenizer):
         return f"subword ({kind}), {self.vocab_size} tokens"
 
 
+def check_tokenizer_options(options) -> None:
+    """Tokenizer options a corpus can be read with, checked before any text is (``options``:
+    an object with level, lowercase, min_freq, max_vocab, vocab_size, subword_type, encoding
+    and perhaps pretokenized)."""
+    if options.level not in LEVELS:
+        raise UserError(f"unknown --level {options.level!r}: choose one of {', '.join(LEVELS)}")
+    for flag in ("lowercase", "pretokenized"):
+        if getattr(options, flag, False) and options.level != "word":
+            raise UserError(f"--{flag} works at --level word, not {options.level}")
+    if not isinstance(options.min_freq, int) or options.min_freq < 1:
+        raise UserError(f"--min-freq must be a whole number >= 1, got {options.min_freq!r}")
+    if options.max_vocab is not None and options.max_vocab <= len(SPECIALS):
+        raise UserError(f"--max-vocab must be more than {len(SPECIALS)} (the special tokens)")
+    if options.vocab_size < 2 * len(SPECIALS):
+        raise UserError(f"--vocab-size must be at least {2 * len(SPECIALS)}")
+    if options.subword_type not in ("bpe", "unigram"):
+        raise UserError(f"unknown --subword-type {options.subword_type!r}: choose bpe or unigram")
+    try:
+        codecs.lookup(options.encoding)
+    except LookupError:
+        raise UserError(f"unknown --encoding {options.encoding!r}") from None
+
+
 def tokenizer_from_dict(data: dict) -> Tokenizer:
+    """A tokenizer saved with ``to_dict``; anything malformed is a UserError (a checkpoint can
+    hold any plain data)."""
+    if not isinstance(data, dict):
+        raise UserError("the tokenizer is not a dict")
     level = data.get("level")
-    if level == "char":
-        return CharTokenizer(data["itos"])
-    if level == "word":
-        return WordTokenizer(data["itos"], data.get("lowercase", False),
-                             data.get("pretokenized", False))
     if level == "subword":
-        return SubwordTokenizer(base64.b64decode(data["model_proto"]))
-    raise UserError(f"unknown tokenizer level {level!r} in checkpoint")
+        proto = data.get("model_proto")
+        if not isinstance(proto, str):
+            raise UserError("the subword tokenizer has no sentencepiece model")
+        try:
+            return SubwordTokenizer(base64.b64decode(proto, validate=True))
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise UserError(f"the sentencepiece model does not load ({exc})") from None
+    if level not in ("char", "word"):
+        raise UserError(f"unknown tokenizer level {level!r}")
+    itos = data.get("itos")
+    if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+        raise UserError("the tokenizer's vocabulary is not a list of strings")
+    if tuple(itos[:len(SPECIALS)]) != SPECIALS or len(set(itos)) != len(itos):
+        raise UserError("the tokenizer's vocabulary does not start with the special tokens or "
+                        "repeats a token")
+    if level == "char":
+        if any(len(c) != 1 for c in itos[len(SPECIALS):]):
+            raise UserError("a character tokenizer entry is not one character")
+        return CharTokenizer(itos)
+    flags = (data.get("lowercase", False), data.get("pretokenized", False))
+    if not all(isinstance(f, bool) for f in flags):
+        raise UserError("the word tokenizer's options are not true/false")
+    return WordTokenizer(itos, *flags)
 
 
 def build_tokenizer(

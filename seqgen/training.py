@@ -8,7 +8,9 @@ The trainer knows no task. A task object supplies
 - ``evaluate(model, data, final) -> dict``: validation metrics, including the selection
   metric; ``final`` asks for the full validation after training (a task may read a fixed
   subset during training, so that validating costs little of the budget);
-- ``preview(model) -> list[str]``: a few short generations to show after validation.
+- ``preview(model) -> list[str]``: a few short generations to show after validation;
+- optionally ``set_progress(fraction)``: called before each step with the share of the
+  budget used, for what changes over training (scheduled sampling).
 
 Training data supplies ``len(data)`` (batches per epoch) and ``data.batches(epoch, start)``
 (exactly ``len(data) - start`` batches, the same ones for the same arguments) so that a
@@ -34,7 +36,9 @@ import contextlib
 import dataclasses
 import json
 import math
+import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
@@ -50,7 +54,7 @@ from seqgen.config import TrainConfig, from_dict, option, to_dict
 from seqgen.data.prefetch import prefetch
 from seqgen.distributed import join_world
 from seqgen.errors import UserError
-from seqgen.files import atomic_write_text
+from seqgen.files import atomic_write_text, check_writable_folder
 from seqgen.models.recurrent import detach_state
 from seqgen.precision import Precision
 from seqgen.progress import ProgressReporter, format_rate, format_seconds
@@ -133,6 +137,15 @@ def resolve_device(name: str) -> torch.device:
                               and torch.backends.mps.is_available()):
         raise UserError("--device mps was asked for, but MPS is not available")
     return torch.device(name)
+
+
+def check_training(config: TrainConfig) -> torch.device:
+    """What can be checked before any data is read: the device, the precision, and that
+    --out can be written. Returns the device."""
+    device = resolve_device(config.device)
+    Precision.resolve(config.precision, device)
+    check_writable_folder(config.out_dir, "--out")
+    return device
 
 
 def guard_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -363,6 +376,8 @@ class Trainer:
         if batch is None:
             return
         batch = move_to(batch, self.device)
+        if hasattr(self.task, "set_progress"):
+            self.task.set_progress(self.progress())
         with self.precision.autocast():
             loss_sum, carry = self.task.loss(self.net, batch, self.carry)
         # DistributedDataParallel averages gradients over processes; scaled by the whole
@@ -575,6 +590,8 @@ class Trainer:
             return
         payload = {
             **self.meta,
+            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "device": self._device_text(),
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler else None,
@@ -584,6 +601,12 @@ class Trainer:
         }
         for name in names:
             save_checkpoint(self.out_dir / name, payload)
+
+    def _device_text(self) -> str:
+        name = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" \
+            else ""
+        processes = f", {self.world.size} processes" if self.world.size > 1 else ""
+        return f"{self.device}{name}, {self.precision.name}{processes}"
 
     def restore(self) -> None:
         path = self.out_dir / "last.pt"

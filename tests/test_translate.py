@@ -158,7 +158,7 @@ def tiny_model(attention="luong", input_feeding=False, cell="gru", seed=0):
                                  dropout=0.0)).eval()
 
 
-@pytest.mark.parametrize("attention", ["luong", "bahdanau", "none"])
+@pytest.mark.parametrize("attention", ["luong", "concat", "none"])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_fused_training_pass_equals_step_by_step_decoding(attention, cell):
     model = tiny_model(attention, cell=cell)
@@ -207,7 +207,7 @@ def test_beam_one_equals_greedy_and_search_without_eos_returns_a_hypothesis():
     assert len(hyps[0]) == 2 and all(len(h.tokens) == 6 for h in hyps[0])
 
 
-@pytest.mark.parametrize("attention,feeding", [("luong", False), ("bahdanau", True),
+@pytest.mark.parametrize("attention,feeding", [("luong", False), ("concat", True),
                                                ("none", False)])
 def test_batched_beam_translations_equal_one_sentence_at_a_time(attention, feeding):
     # Beams share their input's encoder memory; inputs leave the batch as they finish.
@@ -246,7 +246,7 @@ def test_tiny_model_overfits_and_translates_its_training_set_exactly(tmp_path):
 
 
 def test_input_feeding_with_additive_attention_trains(tmp_path):
-    result = fit_tiny(tmp_path, input_feeding=True, attention="bahdanau")
+    result = fit_tiny(tmp_path, input_feeding=True, attention="concat")
     assert result.best_metrics["bleu"] > 50
 
 

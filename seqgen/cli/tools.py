@@ -19,16 +19,15 @@ def info_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Show what a checkpoint holds: task, model, tokenizer, training progress, metrics."""
-    from seqgen.inspect import describe_checkpoint
+    from seqgen.inspect import describe_checkpoint, summarize
 
-    rows = describe_checkpoint(checkpoint)
     if as_json:
         import json
 
-        out.print(json.dumps(dict(rows), ensure_ascii=False), markup=False)
+        out.print(json.dumps(summarize(checkpoint), ensure_ascii=False), markup=False)
         return
     table = Table(show_header=False, box=None)
-    for key, value in rows:
+    for key, value in describe_checkpoint(checkpoint):
         table.add_row(key, value)
     out.print(table)
 

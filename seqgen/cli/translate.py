@@ -120,14 +120,18 @@ def train_translate_cmd(
         "--bidirectional/--unidirectional", help="Bidirectional encoder.")
     ] = Seq2SeqConfig.bidirectional,
     attention: Annotated[str, typer.Option(
-        "--attention", help="luong (general score), bahdanau (additive score) or none.")
+        "--attention", help="luong (general score h·W·e) or concat (additive score "
+        "v·tanh(W e + U h)), both on the decoder's current state (Luong et al. 2015); or none.")
     ] = Seq2SeqConfig.attention,
     input_feeding: Annotated[bool, typer.Option(
         "--input-feeding", help="Feed the previous attentional vector to the decoder "
         "(Luong); trains step by step, several times slower.")] = False,
     teacher_forcing: Annotated[float, typer.Option(
-        "--teacher-forcing", help="Below 1: scheduled sampling, feeding the model's own "
-        "guess with probability 1-RATIO (trains step by step).")] = 1.0,
+        "--teacher-forcing", help="Below 1: feed the model's own previous guess instead of the "
+        "reference with probability 1-RATIO (trains step by step).")] = 1.0,
+    teacher_forcing_decay: Annotated[str, typer.Option(
+        "--teacher-forcing-decay", help="none (the rate stays --teacher-forcing), or scheduled "
+        "sampling: linear or inverse-sigmoid from 1 down to --teacher-forcing.")] = "none",
     label_smoothing: Annotated[float, typer.Option(
         "--label-smoothing", help="Label smoothing of the training loss.")] = 0.0,
     select: Annotated[str, typer.Option(
@@ -156,6 +160,7 @@ def train_translate_cmd(
 ) -> None:
     """Train an encoder–decoder translation model on sentence pairs."""
     from seqgen.tasks.translate import PairOptions, train_translate
+    from seqgen.training import check_training
 
     if select not in ("bleu", "loss"):
         raise UserError(f"unknown --select {select!r}: choose bleu or loss")
@@ -163,13 +168,15 @@ def train_translate_cmd(
     model_options = picked(ctx, *SEQ2SEQ_MODEL)
     pair_options = PairOptions(**picked(ctx, *PAIR_OPTIONS))
     Seq2SeqConfig(src_vocab=1, tgt_vocab=1, **model_options)  # bad options before reading
+    check_training(config)
     train = _read_pairs(file, source_file, target_file, reverse, skip_bad_lines, encoding)
     val = None
     if val_file is not None:
         val = _read_pairs(val_file, None, None, reverse, skip_bad_lines, encoding)
     result = train_translate(train, val, model_options, pair_options, config, val_fraction,
                              val_bleu_sentences, teacher_forcing, label_smoothing, resume,
-                             overwrite, explicit=given_options(ctx))
+                             overwrite, explicit=given_options(ctx),
+                             teacher_forcing_decay=teacher_forcing_decay)
     report_fit(result)
 
 

@@ -36,6 +36,9 @@ from seqgen.files import atomic_write
 from seqgen.tokenizers import BOS_ID, EOS_ID, WordTokenizer
 
 FORMATS = ("auto", "coco", "karpathy", "flickr8k", "csv", "jsonl")
+# Column (or JSON key) names that hold an image's file name, and its caption.
+IMAGE_COLUMNS = ("image", "image_name", "image_file", "file", "filename", "file_name", "path")
+CAPTION_COLUMNS = ("caption", "captions", "comment", "text", "sentence", "description")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -80,6 +83,8 @@ def detect_format(path: Path, text: str) -> str:
             return "coco"
         if isinstance(data, dict) and isinstance(data.get("images"), list):
             return "karpathy"
+        if isinstance(data, dict) and set(data) & set(IMAGE_COLUMNS):
+            return "jsonl"  # a JSON-lines file of one line
         raise UserError(f"{path}: a JSON file, but neither COCO captions (images + annotations) "
                         "nor a Karpathy split (images with sentences)")
     first = next((line for line in text.splitlines() if line.strip()), "")
@@ -154,13 +159,15 @@ def _read_flickr8k(text: str) -> Iterator[Row]:
 
 def _read_csv(text: str) -> Iterator[Row]:
     lines = text.splitlines()
-    header = next(csv.reader([lines[0]]))
-    lowered = [h.strip().lower() for h in header]
-    has_header = bool({"image", "image_name", "caption", "filename", "file_name"} & set(lowered))
-    if not has_header or len(header) == 2:
-        # image,caption: the caption is everything after the first comma. Kaggle's
-        # captions.txt quotes some captions without escaping the quotes inside them.
-        for line in lines[1 if has_header else 0:]:
+    header = [h.strip().lower() for h in next(csv.reader([lines[0]]))]
+    image_col = next((i for i, h in enumerate(header) if h in IMAGE_COLUMNS), None)
+    caption_col = next((i for i, h in enumerate(header) if h in CAPTION_COLUMNS), None)
+    if image_col is None and caption_col is None or header[:2] == ["image", "caption"] \
+            and len(header) == 2:
+        # image,caption with no header, or Kaggle's: the caption is everything after the
+        # first comma (Kaggle's captions.txt quotes some captions without escaping the
+        # quotes inside them, which a CSV reader would mangle).
+        for line in lines[0 if image_col is None else 1:]:
             if not line.strip():
                 continue
             image, caption = line.split(",", 1)
@@ -169,10 +176,11 @@ def _read_csv(text: str) -> Iterator[Row]:
                 caption = caption[1:-1].replace('""', '"')
             yield image.strip(), caption, None
         return
-    image_col = next(i for i, h in enumerate(lowered)
-                     if h in ("image", "image_name", "file", "filename", "file_name"))
-    caption_col = next(i for i, h in enumerate(lowered) if h in ("caption", "comment", "text"))
-    split_col = lowered.index("split") if "split" in lowered else None
+    if image_col is None or caption_col is None:
+        what, names = ("image", IMAGE_COLUMNS) if image_col is None else ("caption",
+                                                                          CAPTION_COLUMNS)
+        raise ValueError(f"the header names no {what} column (one of: {', '.join(names)})")
+    split_col = header.index("split") if "split" in header else None
     for row in csv.reader(io.StringIO("\n".join(lines[1:]))):
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -185,10 +193,13 @@ def _read_jsonl(text: str) -> Iterator[Row]:
         if not line.strip():
             continue
         obj = json.loads(line)
-        image = obj.get("image") or obj.get("file_name") or obj["filename"]
-        captions = obj["captions"] if "captions" in obj else [obj["caption"]]
-        for caption in captions:
-            yield image, str(caption), obj.get("split")
+        image_key = next((k for k in IMAGE_COLUMNS if k in obj), None)
+        caption_key = next((k for k in CAPTION_COLUMNS if k in obj), None)
+        if image_key is None or caption_key is None:
+            raise KeyError(f"a line without {'an image' if image_key is None else 'a caption'}")
+        image, captions = obj[image_key], obj[caption_key]
+        for caption in captions if isinstance(captions, list) else [captions]:
+            yield str(image), str(caption), obj.get("split")
 
 
 _READERS: dict[str, Callable[[str], Iterator[Row]]] = {
@@ -260,6 +271,15 @@ class TransformSpec:
     crop: int = 224
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.crop <= self.resize <= 4096):
+            raise UserError(f"image sizes resize {self.resize}, crop {self.crop} are not usable")
+        values = (*self.mean, *self.std)
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) for v in values) or min(
+                self.std) <= 0:
+            raise UserError("the image normalisation needs 3 means and 3 positive deviations")
 
     def to_dict(self) -> dict:
         return {"resize": self.resize, "crop": self.crop, "mean": list(self.mean),

@@ -25,6 +25,7 @@ from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID
 class PairFile:
     pairs: list[tuple[str, str]]
     skipped: int = 0  # bad lines passed over with skip_bad_lines
+    source: str = ""  # where they were read from
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
@@ -69,7 +70,7 @@ def read_tsv_pairs(path: str | Path, reverse: bool = False, skip_bad_lines: bool
             raise UserError(f"{path}, line {number}: {problem} (expected source<TAB>target; "
                             "pass --skip-bad-lines to skip such lines)")
         pairs.append((target, source) if reverse else (source, target))
-    return PairFile(pairs, skipped)
+    return PairFile(pairs, skipped, str(path.resolve()))
 
 
 def read_parallel_files(source: str | Path, target: str | Path, skip_bad_lines: bool = False,
@@ -94,7 +95,7 @@ def read_parallel_files(source: str | Path, target: str | Path, skip_bad_lines: 
             raise UserError(f"{empty}, line {number}: empty line where the other file has a "
                             "sentence (pass --skip-bad-lines to skip such lines)")
         pairs.append((s, t))
-    return PairFile(pairs, skipped)
+    return PairFile(pairs, skipped, f"{source.resolve()} + {target.resolve()}")
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = PAD_ID, bos: bool = False,

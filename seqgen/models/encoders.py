@@ -179,6 +179,15 @@ def build_encoder(name: str, pretrained: bool = True, weights_file: Path | None 
     return model, EncoderInfo(name, used, weights_id, dim, spec)
 
 
+def weights_digest(module: nn.Module) -> str:
+    """What a module's weights are, byte for byte (for cache keys)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def freeze(module: nn.Module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)

@@ -1,12 +1,13 @@
-"""Encoder–decoder with attention (Luong et al. 2015; Bahdanau et al. 2015).
+"""Encoder–decoder with global attention (Luong et al. 2015).
 
 Encoder: embedding → (bi)directional RNN stack over packed sequences. A bridge (linear +
 tanh) maps the encoder's final states to the decoder's initial state.
 
 Decoder: embedding → RNN stack → attention over the encoder outputs → attentional vector
 ``h̃ = tanh(W_c [context; h])`` → output layer. Attention scores are ``luong`` (general,
-``h·W·e``), ``bahdanau`` (additive, ``v·tanh(W_e e + W_h h)``) or ``none``. Both are computed
-from the decoder's current output, so without input feeding the whole target of a batch runs
+``h·W·e``), ``concat`` (additive, ``v·tanh(W_e e + W_h h)``, the form of Bahdanau et al.'s
+score, here on the current state as in Luong et al.) or ``none``. Both are computed from the
+decoder's current output, so without input feeding the whole target of a batch runs
 through ONE fused RNN call and attention is a couple of batched matrix products: that is the
 fast default. ``input_feeding`` (Luong's: the previous h̃ joins the next input) and scheduled
 sampling (``teacher_forcing < 1``) need each step's result before the next, so they decode
@@ -43,7 +44,7 @@ class Seq2Seq(nn.Module):
         self.decoder = make_rnn(c.cell, c.embed + feed, c.hidden, c.layers, c.dropout)
         if c.attention == "luong":
             self.attn_key = nn.Linear(enc_size, c.hidden, bias=False)
-        elif c.attention == "bahdanau":
+        elif c.attention == "concat":
             self.attn_key = nn.Linear(enc_size, c.hidden, bias=True)
             self.attn_query = nn.Linear(c.hidden, c.hidden, bias=False)
             self.attn_v = nn.Linear(c.hidden, 1, bias=False)

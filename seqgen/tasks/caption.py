@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,16 @@ import torch
 import torch.nn.functional as F
 
 from seqgen.checkpoint import load_checkpoint
-from seqgen.config import CaptionConfig, TrainConfig, from_dict, to_dict
+from seqgen.config import (
+    CaptionConfig,
+    TrainConfig,
+    check_choice,
+    check_positive,
+    from_dict,
+    to_dict,
+)
 from seqgen.data.captions import (
+    FORMATS,
     CaptionBatches,
     FeatureCache,
     ImageCaptions,
@@ -24,7 +33,6 @@ from seqgen.data.captions import (
     encode_caption,
     encode_images,
     eval_transform,
-    load_image,
     mirror_ids,
     normalize_caption,
     read_captions,
@@ -32,17 +40,25 @@ from seqgen.data.captions import (
     train_transform,
     try_load_image,
 )
-from seqgen.data.text import default_cache_dir
+from seqgen.data.text import default_cache_dir, writable_folder
 from seqgen.decoding import Hypothesis, beam_search, check_alpha, check_sampling, sample_search
-from seqgen.errors import UserError
+from seqgen.errors import SeqgenWarning, UserError
 from seqgen.metrics import corpus_bleu
+from seqgen.models.building import (
+    build_model,
+    check_fits,
+    from_checkpoint,
+    load_weights,
+    parameter_count,
+)
 from seqgen.models.captioner import ShowAndTell
-from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze
+from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze, weights_digest
 from seqgen.progress import ProgressReporter
 from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
 from seqgen.training import (
     FitResult,
     Trainer,
+    check_training,
     guard_out_dir,
     load_run,
     resolve_device,
@@ -63,6 +79,12 @@ class CaptionDataOptions:
     augment: bool = False
     feature_cache: bool = True
     val_images: int = 200  # validation images decoded for BLEU at each validation
+
+    def __post_init__(self) -> None:
+        check_choice("format", self.format, FORMATS)
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        check_positive(self, "min_freq", "max_len", "val_images")
 
 
 @dataclass
@@ -235,6 +257,9 @@ def train_caption(
         train_config = resumed_config(saved, train_config, explicit)
     reporter = reporter or ProgressReporter(quiet=train_config.quiet)
 
+    device = check_training(train_config)
+    check_fits(parameter_count(lambda: ShowAndTell(CaptionConfig(1, 1, **model_options))),
+               device, training=True)
     # The caption file and the encoder first: a bad file, a missing extra or unavailable
     # weights is told before any work on images.
     entries, fmt = read_captions(caption_file, data_options.format)
@@ -250,6 +275,28 @@ def train_caption(
     train_entries, val_entries, how = split_images(entries, data_options.val_fraction,
                                                    train_config.seed)
     val_entries = val_entries[:data_options.val_images]
+    use_features = not trainable and not data_options.augment
+    if use_features:
+        cache = feature_cache(cache_dir, encoder, info) if data_options.feature_cache else None
+        started = time.perf_counter()
+        train_images, val_images, bad, hits = _features(
+            encoder, info, [images_dir / e.image for e in train_entries],
+            [images_dir / e.image for e in val_entries], device, cache)
+        reporter.message(f"features: {info.name}, {train_images.size(1)} per image, "
+                         f"{hits} of {len(train_entries) + len(val_entries)} from the cache, "
+                         f"{time.perf_counter() - started:.1f}s")
+    else:
+        train_images, val_images, bad = _pictures(
+            [images_dir / e.image for e in train_entries],
+            [images_dir / e.image for e in val_entries], eval_transform(info.spec),
+            keep=not data_options.augment)
+    # Images that passed the quick check but do not decode (a truncated JPEG) are skipped too.
+    skipped += [e.image for e in train_entries + val_entries if images_dir / e.image in bad]
+    train_entries = [e for e in train_entries if images_dir / e.image not in bad]
+    val_entries = [e for e in val_entries if images_dir / e.image not in bad]
+    if not train_entries or not val_entries:
+        raise UserError(f"too few readable images in {images_dir} to train and validate "
+                        f"({len(skipped)} could not be read)")
     if saved:
         tokenizer = tokenizer_from_dict(saved["tokenizer"])
     else:
@@ -260,39 +307,7 @@ def train_caption(
         f"captions: {fmt} layout, {len(train_entries)} training images ({n_captions} captions), "
         f"{len(val_entries)} validation images ({how}), vocabulary {tokenizer.describe()}"
         + (f"; skipped {len(skipped)} unreadable images" if skipped else ""))
-
-    device = resolve_device(train_config.device)
-    train_paths = [images_dir / e.image for e in train_entries]
-    val_paths = [images_dir / e.image for e in val_entries]
     train_tf = train_transform(info.spec, data_options.augment)
-    use_features = not trainable and not data_options.augment
-    if use_features:
-        cache = None
-        if data_options.feature_cache:
-            root = Path(cache_dir or default_cache_dir())
-            cache = FeatureCache(root, f"{info.name}|{info.weights_id}|{info.spec.to_dict()}")
-        started = time.perf_counter()
-        encoder.to(device)
-        feats, failed, hits = encode_images(encoder, train_paths + val_paths,
-                                            eval_transform(info.spec), device, cache=cache)
-        encoder.cpu()
-        if failed:  # passed verify() but would not decode
-            raise UserError(f"{len(failed)} images could not be decoded, e.g. "
-                            f"{(train_paths + val_paths)[failed[0]]}")
-        reporter.message(f"features: {info.name}, {feats.size(1)} per image, "
-                         f"{hits} of {feats.size(0)} from the cache, "
-                         f"{time.perf_counter() - started:.1f}s")
-        train_images: object = feats[:len(train_paths)]
-        val_images = feats[len(train_paths):]
-    else:
-        tf = eval_transform(info.spec)
-        val_images = torch.stack([tf(load_image(p)) for p in val_paths])
-        pixels = 4 * val_images[0].numel() * len(train_paths)
-        if not data_options.augment and pixels <= PRELOAD_BYTES:
-            # Fixed transform, small images: decode each image once, keep the tensors.
-            train_images = torch.stack([tf(load_image(p)) for p in train_paths])
-        else:
-            train_images = train_paths
 
     max_len = data_options.max_len
     train_data = CaptionBatches(train_images, _pairs(train_entries, tokenizer),
@@ -303,10 +318,60 @@ def train_caption(
                           [e.image for e in val_entries], tokenizer, max_len)
     data_meta = {"format": fmt, "options": to_dict(data_options),
                  "encoder_options": to_dict(encoder_options), "max_len": max_len,
-                 "digest": digest}
+                 "digest": digest, "files": [str(caption_file.resolve()),
+                                             f"images: {images_dir.resolve()}"]}
     return fit_captioner(encoder, info, trainable, encoder_options.encoder_lr, tokenizer,
                          train_data, val, model_options, data_meta, train_config, reporter,
                          "cached features" if use_features else "", resume, run)
+
+
+def feature_cache(cache_dir: Path | None, encoder, info) -> FeatureCache | None:
+    """The on-disk cache of this encoder's features: keyed by a digest of its actual weights
+    (a randomly initialised frozen encoder differs from run to run) and its transform; None,
+    with a warning, when the folder cannot be written."""
+    root = Path(cache_dir or default_cache_dir())
+    if not writable_folder(root / "features"):
+        warnings.warn(f"the cache folder {root} is not writable: encoding images without a "
+                      "cache (pass --cache-dir to choose another)", SeqgenWarning, stacklevel=2)
+        return None
+    return FeatureCache(root, f"{info.name}|{weights_digest(encoder)}|{info.spec.to_dict()}")
+
+
+def _features(encoder, info, train: list[Path], val: list[Path], device, cache):
+    """Frozen-encoder features of the training and validation images, the paths of those that
+    would not decode, and how many came from the cache."""
+    encoder.to(device)
+    feats, failed, hits = encode_images(encoder, train + val, eval_transform(info.spec), device,
+                                        cache=cache)
+    encoder.cpu()
+    failed_rows = set(failed)
+    train_rows = [i for i in range(len(train)) if i not in failed_rows]
+    val_rows = [i for i in range(len(train), len(train) + len(val)) if i not in failed_rows]
+    return feats[train_rows], feats[val_rows], {(train + val)[i] for i in failed}, hits
+
+
+def _pictures(train: list[Path], val: list[Path], transform, keep: bool):
+    """Validation images decoded and transformed; training images too while they fit in
+    ``PRELOAD_BYTES`` and ``keep`` (no augmentation), else their paths once each has been seen
+    to decode. With the paths of those that would not."""
+    bad: set[Path] = set()
+
+    def decoded(paths: list[Path], stack: bool):
+        tensors, good = [], []
+        for path in paths:
+            image, _ = try_load_image(path)
+            if image is None:
+                bad.add(path)
+                continue
+            good.append(path)
+            if stack:
+                tensors.append(transform(image))
+        return torch.stack(tensors) if stack and tensors else good
+
+    val_images = decoded(val, stack=True)
+    size = val_images[0].numel() * 4 if isinstance(val_images, torch.Tensor) else 0
+    train_images = decoded(train, stack=keep and size * len(train) <= PRELOAD_BYTES)
+    return train_images, val_images, bad
 
 
 def _encoder_run(options: EncoderOptions) -> dict:
@@ -345,7 +410,8 @@ def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
         "encoder_lr": encoder_lr or (train_config.lr / 10 if info.pretrained
                                      else train_config.lr)})
     torch.manual_seed(train_config.seed)
-    model = ShowAndTell(config, encoder)
+    model = build_model(lambda: ShowAndTell(config, encoder),
+                        resolve_device(train_config.device))
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
     reporter.message(
         f"model: {info.name} encoder ({'trained' if trainable else 'frozen'}"
@@ -378,18 +444,24 @@ def _caption_tokenizer(captions: Sequence[str], min_freq: int):
 # ------------------------------------------------------------------ using a trained model
 def load_captioner(checkpoint: str | Path, device: str = "auto"
                    ) -> tuple[ShowAndTell, Tokenizer, TransformSpec, dict]:
+    """A trained captioner, its tokenizer, its image transform and the checkpoint's contents;
+    everything is checked before anything is built."""
+    target = resolve_device(device)
     data = load_checkpoint(checkpoint, task=TASK)
-    config = from_dict(CaptionConfig, data["model_config"])
-    encoder, _ = build_encoder(config.encoder, pretrained=False, feature_dim=config.feature_dim)
-    model = ShowAndTell(config, encoder)
-    try:
-        model.load_state_dict(data["model_state"])
-    except RuntimeError:
-        raise UserError(f"{checkpoint}: its weights do not fit this seqgen's captioner "
-                        "(written by another version?)") from None
-    model.to(resolve_device(device)).eval()
-    spec = TransformSpec.from_dict(data["data"]["transform"])
-    return model, tokenizer_from_dict(data["tokenizer"]), spec, data
+    config = from_checkpoint(checkpoint, "model configuration",
+                             lambda: from_dict(CaptionConfig, data["model_config"]))
+    tokenizer = from_checkpoint(checkpoint, "tokenizer",
+                                lambda: tokenizer_from_dict(data["tokenizer"]))
+    spec = from_checkpoint(checkpoint, "image transform",
+                           lambda: TransformSpec.from_dict(data["data"]["transform"]))
+    if tokenizer.vocab_size != config.vocab_size:
+        raise UserError(f"{checkpoint}: its tokenizer has {tokenizer.vocab_size} tokens but its "
+                        f"model {config.vocab_size}")
+    encoder, _ = from_checkpoint(checkpoint, "model configuration", lambda: build_encoder(
+        config.encoder, pretrained=False, feature_dim=config.feature_dim))
+    model = build_model(lambda: ShowAndTell(config, encoder), target, training=False)
+    load_weights(checkpoint, model, data.get("model_state"))
+    return model.to(target).eval(), tokenizer, spec, data
 
 
 @dataclass

@@ -25,12 +25,28 @@ from seqgen.data.text import (
 from seqgen.decoding import generate
 from seqgen.errors import UserError
 from seqgen.metrics import perplexity
+from seqgen.models.building import (
+    build_model,
+    check_fits,
+    from_checkpoint,
+    load_weights,
+    parameter_count,
+)
 from seqgen.models.lm import RNNLanguageModel
 from seqgen.progress import ProgressReporter
-from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
+from seqgen.tokenizers import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    Tokenizer,
+    check_tokenizer_options,
+    tokenizer_from_dict,
+)
 from seqgen.training import (
     FitResult,
     Trainer,
+    check_training,
     guard_out_dir,
     load_run,
     resolve_device,
@@ -52,6 +68,9 @@ class CorpusOptions:
     vocab_size: int = 4000
     subword_type: str = "bpe"
     encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        check_tokenizer_options(self)
 
     def tokenizer_options(self) -> dict:
         return {"level": self.level, "lowercase": self.lowercase,
@@ -148,14 +167,14 @@ def prepare_lm_data(
     cache_dir: Path | None = None,
 ) -> LMData:
     files = resolve_text_files(corpus)
+    val_files = resolve_text_files([val_file]) if val_file else []
     data = tokenize_files(files, options.tokenizer_options(), tokenizer, options.encoding,
                           cache_dir)
     if len(data.tokens) == 0:
         raise UserError("the corpus is empty")
     chars_per_token = data.n_chars / len(data.tokens)
     if val_file:
-        val = tokenize_files(resolve_text_files([val_file]), {}, data.tokenizer,
-                             options.encoding, cache_dir)
+        val = tokenize_files(val_files, {}, data.tokenizer, options.encoding, cache_dir)
         train_tokens, val_tokens = data.tokens, val.tokens
         chars_per_token = val.n_chars / max(1, len(val.tokens))
     else:
@@ -192,8 +211,15 @@ def train_lm(
     ``seqgen.training.load_run``)."""
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
-    LMConfig(vocab_size=1, **model_options)  # bad sizes or names stop before any work
-    gpu = gpu_sizes(resolve_device(train_config.device), explicit, resume)
+    device = check_training(train_config)
+    if bptt < 1:
+        raise UserError(f"--bptt must be positive, got {bptt}")
+    if not val_file and not 0 < val_fraction < 1:
+        raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    # Bad sizes or names stop here, before any work on the corpus.
+    check_fits(parameter_count(lambda: RNNLanguageModel(LMConfig(1, **model_options))),
+               device, training=True)
+    gpu = gpu_sizes(device, explicit, resume)
     if gpu:
         model_options = {**model_options, **{k: v for k, v in gpu.items()
                                              if k in model_options}}
@@ -231,7 +257,7 @@ def train_lm(
     )
     config = LMConfig(vocab_size=data.tokenizer.vocab_size, **model_options)
     torch.manual_seed(train_config.seed)  # the same seed gives the same initial weights
-    model = RNNLanguageModel(config)
+    model = build_model(lambda: RNNLanguageModel(config), device)
     n_params = sum(p.numel() for p in model.parameters())
     reporter.message(f"model: {config.layers}×{config.hidden} {config.cell}, "
                      f"{n_params / 1e6:.2f}M parameters, {len(data.train)} batches per epoch")
@@ -241,7 +267,9 @@ def train_lm(
         "model_config": to_dict(config),
         "tokenizer": data.tokenizer.to_dict(),
         "data": {"bptt": bptt, "corpus_options": to_dict(corpus_options),
-                 "chars_per_token": data.chars_per_token, "corpus_digest": data.digest},
+                 "chars_per_token": data.chars_per_token, "corpus_digest": data.digest,
+                 "files": [str(Path(f).resolve()) for f in resolve_text_files(corpus)]
+                 + ([f"validation: {Path(val_file).resolve()}"] if val_file else [])},
     }
     task = LMTask(data.tokenizer, data.chars_per_token, val_tokens=VAL_TOKENS)
     trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
@@ -259,12 +287,20 @@ def gpu_sizes(device: torch.device, explicit: Collection[str] | None,
 def load_lm(
     checkpoint: str | Path, device: str = "auto"
 ) -> tuple[RNNLanguageModel, Tokenizer, dict]:
+    """A trained language model, its tokenizer and the checkpoint's contents; everything is
+    checked before anything is built."""
+    target = resolve_device(device)
     data = load_checkpoint(checkpoint, task=TASK)
-    config = from_dict(LMConfig, data["model_config"])
-    model = RNNLanguageModel(config)
-    model.load_state_dict(data["model_state"])
-    model.to(resolve_device(device)).eval()
-    return model, tokenizer_from_dict(data["tokenizer"]), data
+    config = from_checkpoint(checkpoint, "model configuration",
+                             lambda: from_dict(LMConfig, data["model_config"]))
+    tokenizer = from_checkpoint(checkpoint, "tokenizer",
+                                lambda: tokenizer_from_dict(data["tokenizer"]))
+    if tokenizer.vocab_size != config.vocab_size:
+        raise UserError(f"{checkpoint}: its tokenizer has {tokenizer.vocab_size} tokens but its "
+                        f"model {config.vocab_size}")
+    model = build_model(lambda: RNNLanguageModel(config), target, training=False)
+    load_weights(checkpoint, model, data.get("model_state"))
+    return model.to(target).eval(), tokenizer, data
 
 
 def start_tokens(tokenizer: Tokenizer, prime: str) -> list[int]:
@@ -331,7 +367,8 @@ def evaluate_lm(checkpoint: str | Path, files: Sequence[str], batch_size: int = 
     if streams < 1:
         raise UserError("--streams must be positive")
     model, tokenizer, saved = load_lm(checkpoint, device)
-    options = from_dict(CorpusOptions, saved["data"].get("corpus_options", {}))
+    options = from_checkpoint(checkpoint, "corpus options", lambda: from_dict(
+        CorpusOptions, saved["data"]["corpus_options"]))
     corpus = tokenize_files(resolve_text_files(files), {}, tokenizer, options.encoding, cache_dir)
     pieces = [p for tokens in corpus.per_file() if len(tokens) >= 2
               for p in cut_streams(tokens, streams)]

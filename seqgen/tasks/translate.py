@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from seqgen.checkpoint import load_checkpoint
-from seqgen.config import Seq2SeqConfig, TrainConfig, from_dict, to_dict
+from seqgen.config import Seq2SeqConfig, TrainConfig, check_choice, from_dict, to_dict
 from seqgen.data.pairs import (
     PairBatches,
     PairFile,
@@ -24,21 +24,29 @@ from seqgen.data.pairs import (
 from seqgen.decoding import Hypothesis, beam_search, check_alpha, sample_search
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references, perplexity
+from seqgen.models.building import (
+    build_model,
+    check_fits,
+    from_checkpoint,
+    load_weights,
+    parameter_count,
+)
 from seqgen.models.seq2seq import Seq2Seq, masked_token_loss
 from seqgen.progress import ProgressReporter
 from seqgen.tokenizers import (
     BOS_ID,
     EOS_ID,
-    LEVELS,
     PAD_ID,
     UNK_ID,
     Tokenizer,
     build_tokenizer,
+    check_tokenizer_options,
     tokenizer_from_dict,
 )
 from seqgen.training import (
     FitResult,
     Trainer,
+    check_training,
     guard_out_dir,
     load_run,
     resolve_device,
@@ -60,6 +68,11 @@ class PairOptions:
     subword_type: str = "bpe"
     max_len: int = 50
     encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        check_tokenizer_options(self)
+        if not isinstance(self.max_len, int) or self.max_len < 1:
+            raise UserError(f"--max-len must be a positive whole number, got {self.max_len!r}")
 
     def tokenizer_options(self) -> dict:
         return {"lowercase": self.lowercase, "min_freq": self.min_freq,
@@ -97,8 +110,9 @@ def split_by_source(pairs: list[tuple[str, str]], fraction: float, seed: int
 @dataclass
 class ValData:
     batches: PairBatches  # every validation pair, for the loss
-    sources: list[str]  # distinct sources decoded for BLEU
-    references: list[list[str]]
+    sources: list[str]  # every distinct source, with
+    references: list[list[str]]  # all its translations
+    sample: list[int]  # the sources decoded for BLEU during training (a fixed random sample)
 
 
 @dataclass
@@ -147,10 +161,12 @@ def prepare_translate_data(
         raise UserError(f"every training pair is longer than --max-len {options.max_len}")
     vs, vt, _ = encode_pairs(val_pairs, src_tok, tgt_tok)
     val_sources, val_refs = group_references(val_pairs)
-    n = max(1, val_bleu_sentences)
+    # A random sample, not the first sentences: a sorted file would give only the shortest.
+    n = min(len(val_sources), max(1, val_bleu_sentences))
+    sample = sorted(random.Random(seed).sample(range(len(val_sources)), n))
     return TranslateData(
         src_tok, tgt_tok, PairBatches(sources, targets, batch_size, seed),
-        ValData(PairBatches(vs, vt, batch_size, shuffle=False), val_sources[:n], val_refs[:n]),
+        ValData(PairBatches(vs, vt, batch_size, shuffle=False), val_sources, val_refs, sample),
         dropped,
     )
 
@@ -262,20 +278,42 @@ class Translator:
 
 
 # ------------------------------------------------------------------- training
+DECAYS = ("none", "linear", "inverse-sigmoid")
+
+
+def teacher_forcing_rate(final: float, decay: str, progress: float) -> float:
+    """The share of reference tokens fed back at this point of training. Scheduled sampling
+    (Bengio et al. 2015) starts from pure teacher forcing and lowers it to ``final``: along a
+    line, or along an inverse sigmoid (slow, then fast, then slow); ``none`` keeps ``final``
+    all along."""
+    if decay == "linear":
+        return 1.0 - (1.0 - final) * progress
+    if decay == "inverse-sigmoid":
+        return final + (1.0 - final) / (1.0 + math.exp(10.0 * (progress - 0.5)))
+    return final
+
+
 class TranslateTask:
     """Teacher-forced token cross-entropy; validation adds BLEU from real greedy decoding."""
 
     def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                  teacher_forcing: float = 1.0, label_smoothing: float = 0.0,
-                 preview_sources: Sequence[str] = ()):
+                 preview_sources: Sequence[str] = (), teacher_forcing_decay: str = "none"):
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         self.teacher_forcing = teacher_forcing
+        self.teacher_forcing_decay = teacher_forcing_decay
         self.label_smoothing = label_smoothing
         self.preview_sources = list(preview_sources)
+        self.progress = 0.0
+
+    def set_progress(self, fraction: float) -> None:
+        """Called by the trainer before each step: scheduled sampling follows it."""
+        self.progress = fraction
 
     def loss(self, model, batch, carry):
         src, src_lens, tgt = batch
-        tf = self.teacher_forcing if model.training else 1.0
+        tf = teacher_forcing_rate(self.teacher_forcing, self.teacher_forcing_decay,
+                                  self.progress) if model.training else 1.0
         logits = model(src, src_lens, tgt[:, :-1], tf)
         return masked_token_loss(logits, tgt[:, 1:], self.label_smoothing), None
 
@@ -290,10 +328,12 @@ class TranslateTask:
             total += float(masked_token_loss(logits, tgt[:, 1:].to(device)))
             count += self.count_targets((src, src_lens, tgt))
         loss = total / max(1, count)
+        chosen = range(len(data.sources)) if final else data.sample
         translator = Translator(model, self.src_tokenizer, self.tgt_tokenizer)
-        hyps = translator.greedy(data.sources)
-        return {"loss": loss, "ppl": perplexity(loss),
-                "bleu": corpus_bleu(hyps, data.references)}
+        hyps = translator.greedy([data.sources[i] for i in chosen])
+        bleu = corpus_bleu(hyps, [data.references[i] for i in chosen],
+                           lowercase=self.tgt_tokenizer.lowercases)
+        return {"loss": loss, "ppl": perplexity(loss), "bleu": bleu}
 
     def preview(self, model) -> list[str]:
         if not self.preview_sources:
@@ -326,23 +366,32 @@ def train_translate(
     overwrite: bool = False,
     reporter: ProgressReporter | None = None,
     explicit: Collection[str] | None = None,
+    teacher_forcing_decay: str = "none",
 ) -> FitResult:
     """Train a translator. With ``resume``, the run in ``train_config.out_dir`` continues
     with the options that define it (see ``seqgen.training.load_run``)."""
-    if not 0 < teacher_forcing <= 1:
-        raise UserError("--teacher-forcing must be in (0, 1]")
+    if not 0 <= teacher_forcing <= 1:
+        raise UserError("--teacher-forcing must be in [0, 1]")
+    check_choice("teacher_forcing_decay", teacher_forcing_decay, DECAYS)
+    if val_pairs is None and not 0 < val_fraction < 1:
+        raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    if val_bleu_sentences < 1:
+        raise UserError("--val-bleu-sentences must be positive")
+    if teacher_forcing_decay != "none" and teacher_forcing == 1:
+        raise UserError("--teacher-forcing-decay needs --teacher-forcing below 1: the rate it "
+                        "decays to")
     if not 0 <= label_smoothing < 1:
         raise UserError("--label-smoothing must be in [0, 1)")
-    Seq2SeqConfig(src_vocab=1, tgt_vocab=1, **model_options)  # bad options stop early
-    if pair_options.level not in LEVELS:
-        raise UserError(f"unknown --level {pair_options.level!r}: choose one of "
-                        f"{', '.join(LEVELS)}")
     out_dir = Path(train_config.out_dir)
     guard_out_dir(out_dir, resume, overwrite)
+    device = check_training(train_config)
+    # Bad options and impossible sizes stop here, before any sentence is tokenised.
+    check_fits(parameter_count(lambda: Seq2Seq(Seq2SeqConfig(1, 1, **model_options))), device,
+               training=True)
     run = {**model_options, **to_dict(pair_options), "batch_size": train_config.batch_size,
            "seed": train_config.seed, "val_fraction": None if val_pairs else val_fraction,
            "val_bleu_sentences": val_bleu_sentences, "teacher_forcing": teacher_forcing,
-           "label_smoothing": label_smoothing}
+           "teacher_forcing_decay": teacher_forcing_decay, "label_smoothing": label_smoothing}
     digests = {"train": pairs_digest(train_pairs.pairs),
                "val": pairs_digest(val_pairs.pairs) if val_pairs else None}
     tokenizers = None
@@ -356,6 +405,7 @@ def train_translate(
         pair_options = from_dict(PairOptions, run)
         val_fraction, val_bleu_sentences = run["val_fraction"], run["val_bleu_sentences"]
         teacher_forcing, label_smoothing = run["teacher_forcing"], run["label_smoothing"]
+        teacher_forcing_decay = run["teacher_forcing_decay"]
         train_config = resumed_config(saved, train_config, explicit)
         tokenizers = (tokenizer_from_dict(saved["src_tokenizer"]),
                       tokenizer_from_dict(saved["tgt_tokenizer"]))
@@ -374,14 +424,15 @@ def train_translate(
         f"pairs: {len(data.train.sources):,} for training"
         + (f" ({data.dropped:,} over --max-len {pair_options.max_len} dropped)"
            if data.dropped else "")
-        + f", {len(held):,} for validation ({len(data.val.sources):,} sources decoded for "
-        f"BLEU); source vocabulary {data.src_tokenizer.describe()}, target vocabulary "
+        + f", {len(held):,} for validation ({len(data.val.sample):,} of its "
+        f"{len(data.val.sources):,} sources decoded for BLEU during training, all at the end); "
+        f"source vocabulary {data.src_tokenizer.describe()}, target vocabulary "
         f"{data.tgt_tokenizer.describe()}"
     )
     config = Seq2SeqConfig(src_vocab=data.src_tokenizer.vocab_size,
                            tgt_vocab=data.tgt_tokenizer.vocab_size, **model_options)
     torch.manual_seed(train_config.seed)
-    model = Seq2Seq(config)
+    model = build_model(lambda: Seq2Seq(config), device)
     n_params = sum(p.numel() for p in model.parameters())
     reporter.message(
         f"model: {config.layers}×{config.hidden} {'bi-' if config.bidirectional else ''}"
@@ -395,35 +446,54 @@ def train_translate(
         "src_tokenizer": data.src_tokenizer.to_dict(),
         "tgt_tokenizer": data.tgt_tokenizer.to_dict(),
         "data": {"pair_options": to_dict(pair_options), "teacher_forcing": teacher_forcing,
-                 "label_smoothing": label_smoothing, "digests": digests},
+                 "label_smoothing": label_smoothing, "digests": digests,
+                 "files": [p.source for p in (train_pairs, val_pairs) if p and p.source]},
     }
     task = TranslateTask(data.src_tokenizer, data.tgt_tokenizer, teacher_forcing,
-                         label_smoothing, data.val.sources[:3])
+                         label_smoothing, [data.val.sources[i] for i in data.val.sample[:3]],
+                         teacher_forcing_decay)
     trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
     return trainer.fit(resume=resume)
 
 
 def load_translator(checkpoint: str | Path, device: str = "auto") -> tuple[Translator, dict]:
+    """A trained translator and the checkpoint's contents; everything is checked before
+    anything is built."""
+    target = resolve_device(device)
     data = load_checkpoint(checkpoint, task=TASK)
-    model = Seq2Seq(from_dict(Seq2SeqConfig, data["model_config"]))
-    model.load_state_dict(data["model_state"])
-    model.to(resolve_device(device)).eval()
-    translator = Translator(model, tokenizer_from_dict(data["src_tokenizer"]),
-                            tokenizer_from_dict(data["tgt_tokenizer"]))
-    return translator, data
+    config = from_checkpoint(checkpoint, "model configuration", lambda: from_dict(
+        Seq2SeqConfig, legacy_config(data["model_config"])))
+    src, tgt = (from_checkpoint(checkpoint, f"{side} tokenizer",
+                                lambda side=side: tokenizer_from_dict(data[f"{side}_tokenizer"]))
+                for side in ("src", "tgt"))
+    if (src.vocab_size, tgt.vocab_size) != (config.src_vocab, config.tgt_vocab):
+        raise UserError(f"{checkpoint}: its tokenizers ({src.vocab_size}, {tgt.vocab_size} "
+                        f"tokens) do not match its model ({config.src_vocab}, "
+                        f"{config.tgt_vocab})")
+    model = build_model(lambda: Seq2Seq(config), target, training=False)
+    load_weights(checkpoint, model, data.get("model_state"))
+    return Translator(model.to(target).eval(), src, tgt), data
+
+
+def legacy_config(config: dict) -> dict:
+    """Checkpoints of earlier versions called the concat score "bahdanau"."""
+    if isinstance(config, dict) and config.get("attention") == "bahdanau":
+        return {**config, "attention": "concat"}
+    return config
 
 
 def evaluate_translations(translator: Translator, pairs: list[tuple[str, str]], beam: int = 5,
                           alpha: float = 0.6, max_len_ratio: float = 2.0, batch_size: int = 64,
                           n_examples: int = 5) -> dict:
-    """BLEU (cased and lowercased) and chrF against all references of each distinct source."""
+    """BLEU (in the case the model writes: lowercased when its target side is), lowercased
+    BLEU and chrF against all references of each distinct source."""
     if not pairs:
         raise UserError("no pairs to evaluate")
     sources, references = group_references(pairs)
     hyps = [r[0].text for r in translator.translate(sources, beam, alpha, 1, max_len_ratio,
                                                     batch_size)]
     return {
-        "bleu": corpus_bleu(hyps, references),
+        "bleu": corpus_bleu(hyps, references, lowercase=translator.tgt_tokenizer.lowercases),
         "bleu_lowercase": corpus_bleu(hyps, references, lowercase=True),
         "chrf": corpus_chrf(hyps, references),
         "sentences": len(sources),
