@@ -26,21 +26,22 @@ class World:
     size: int = 1
     local_rank: int = 0
     owns_group: bool = False  # this World started the process group and ends it
+    # Agreements (stop, clocks, checkpoint state) travel over gloo on the CPU, so they never
+    # wait for a GPU: the gradient norm stays the step's one host-device synchronisation.
+    control: Any = None
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
-    def sync(self, stop: bool, clocks: tuple[float, ...], device: torch.device
-             ) -> tuple[bool, tuple[float, ...]]:
+    def sync(self, stop: bool, clocks: tuple[float, ...]) -> tuple[bool, tuple[float, ...]]:
         """The once-per-step agreement: stop when any process asks to; every process takes
         the first one's clocks, so budgets and schedules are the same everywhere."""
         if self.size == 1:
             return stop, clocks
         mine = clocks if self.main else (0.0,) * len(clocks)  # clocks are never negative
-        value = torch.tensor([1.0 if stop else 0.0, *mine], dtype=torch.float64,
-                             device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        value = torch.tensor([1.0 if stop else 0.0, *mine], dtype=torch.float64)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self.control)
         flag, *agreed = value.tolist()
         return flag > 0, tuple(agreed)
 
@@ -49,7 +50,7 @@ class World:
         if self.size == 1:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, group=self.control)
         return box[0]
 
     def gather(self, obj: Any) -> list[Any] | None:
@@ -57,7 +58,7 @@ class World:
         if self.size == 1:
             return [obj]
         boxes = [None] * self.size if self.main else None
-        dist.gather_object(obj, boxes, dst=0)
+        dist.gather_object(obj, boxes, dst=0, group=self.control)
         return boxes
 
     def shard(self, batch: Any) -> Any | None:
@@ -104,4 +105,5 @@ def join_world(device: torch.device) -> tuple[World, torch.device]:
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return World(rank, size, local_rank, owns), device
+    control = dist.new_group(backend="gloo") if device.type == "cuda" else None
+    return World(rank, size, local_rank, owns, control), device

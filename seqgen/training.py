@@ -423,7 +423,7 @@ class Trainer:
         s.train_time += now - self._tick - self._paused
         self._tick, self._paused = now, 0.0
         self._interrupted, (s.elapsed, s.train_time) = self.world.sync(
-            self._interrupted, (s.elapsed, s.train_time), self.device)
+            self._interrupted, (s.elapsed, s.train_time))
 
     def _maybe_log(self) -> None:
         c, s, w = self.config, self.state, self._window

@@ -1,6 +1,8 @@
 """Shared test helpers: the real data folder and the CLI runner."""
 
+import sys
 from pathlib import Path
+from unittest import mock
 
 from typer.testing import CliRunner
 
@@ -11,8 +13,12 @@ runner = CliRunner()
 
 
 def invoke(*args, **kwargs):
-    """Run ``seqgen ARGS...`` in-process; paths and numbers may be passed as they are."""
-    return runner.invoke(app, [str(a) for a in args], **kwargs)
+    """Run ``seqgen ARGS...`` in-process; paths and numbers may be passed as they are.
+
+    ``sys.argv`` is what a shell would give, since checkpoints record the command."""
+    argv = [str(a) for a in args]
+    with mock.patch.object(sys, "argv", ["seqgen", *argv]):
+        return runner.invoke(app, argv, **kwargs)
 
 
 def assert_user_error(result, text):

@@ -1,4 +1,3 @@
-import csv
 import importlib.util
 import json
 import shutil
@@ -41,19 +40,18 @@ def flickr():
 
 
 @pytest.fixture
-def flickr_slice(tmp_path, flickr):
-    """12 real Flickr8k photos and their captions as a Kaggle-style captions.txt."""
-    entries, _ = read_captions(flickr / "captions.txt")
+def flickr_slice(tmp_path):
+    """12 pictures (rendered shapes scenes saved as JPEG) with two captions each, in the
+    layout of Kaggle's Flickr8k captions.txt (a header, some captions quoted)."""
     images = tmp_path / "images"
     images.mkdir()
     path = tmp_path / "captions.txt"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "caption"])
-        for entry in entries[:12]:
-            shutil.copy(flickr / "images" / entry.image, images / entry.image)
-            for caption in entry.captions:
-                writer.writerow([entry.image, caption])
+    rows = ["image,caption"]
+    for i, scene in enumerate(scenes(12, 21)):
+        name = f"{1000 + i}_photo.jpg"
+        scene.render(96).save(images / name, quality=90)
+        rows += [f"{name},{scene.english().capitalize()} .", f'{name},"{scene.english()}"']
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
 
 
@@ -365,35 +363,6 @@ def test_lite0_training_uses_the_feature_cache_on_a_second_run(tmp_path, flickr_
     assert result.exit_code == 0 and result.stdout.strip()
 
 
-def test_bad_inputs_exit_2_with_one_line(tmp_path, flickr_slice):
-    base = ["--out", tmp_path / "x", "--max-steps", 1, "--device", "cpu"]
-    assert_user_error(invoke("train-caption", tmp_path / "nope.txt", *base),
-                      "caption file not found")
-    assert_user_error(invoke("train-caption", flickr_slice, "--format", "xml", *base),
-                      "unknown --format")
-    assert_user_error(invoke("train-caption", flickr_slice, "--encoder", "vgg99", *base),
-                      "unknown --encoder")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert_user_error(invoke("train-caption", flickr_slice, "--images", empty, "--encoder",
-                             "small-cnn", *base), "no readable image")
-    odd = tmp_path / "odd.txt"
-    odd.write_text("just some words\n", encoding="utf-8")
-    assert_user_error(invoke("train-caption", odd, *base), "--format")
-    assert_user_error(invoke("caption", flickr_slice, "-c", tmp_path / "missing.pt"),
-                      "checkpoint not found")
-
-
-def test_caption_refuses_bad_options_and_unreadable_inputs(trained, tmp_path):
-    ckpt = trained / "best.pt"
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"nope")
-    assert_user_error(invoke("caption", bad, "-c", ckpt), "no readable image")
-    image = next(iter(sorted((trained.parent / "images").glob("*.jpg"))))
-    assert_user_error(invoke("caption", image, "-c", ckpt, "--beam", 2, "--n-best", 3),
-                      "--n-best")
-
-
 def test_torchvision_backbone_without_cached_weights_says_where_to_put_them(monkeypatch,
                                                                           tmp_path):
     import torchvision
@@ -469,3 +438,31 @@ def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
     assert exact == marks.count("✓") / 4
     assert f"{exact:.0%} of 4 unseen scenes captioned exactly" in text
     assert (tmp_path / "caption" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("name,text", [
+    ("one-line.jsonl", '{"image": "a.jpg", "caption": "A dog runs."}\n'),
+    ("caption-first.csv", 'caption,image\n"A dog runs.",a.jpg\n'),
+    ("kaggle-names.csv", 'file,comment\na.jpg,"A dog runs."\n'),
+    ("extra-columns.csv", 'id,text,filename,split\n7,"A dog runs.",a.jpg,train\n'),
+])
+def test_caption_files_are_read_by_their_header_names(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    entries, _ = read_captions(path)
+    assert [(e.image, e.captions) for e in entries] == [("a.jpg", ["A dog runs."])]
+
+
+def test_a_random_frozen_encoder_never_reuses_another_runs_features(tmp_path):
+    from seqgen.models.encoders import weights_digest
+    from seqgen.tasks.caption import EncoderOptions, feature_cache, prepare_encoder
+
+    def cache_for(seed):
+        encoder, info, trainable = prepare_encoder(EncoderOptions("resnet18", pretrained=False),
+                                                   seed=seed)
+        assert not trainable  # frozen: features are cached
+        return feature_cache(tmp_path, encoder, info), weights_digest(encoder)
+
+    (first, digest), (again, _), (other, other_digest) = cache_for(1), cache_for(1), cache_for(2)
+    assert first.dir == again.dir  # the same weights share their features
+    assert first.dir != other.dir and digest != other_digest

@@ -92,3 +92,16 @@ def test_bad_inputs_are_user_errors(tmp_path):
         StreamBatches(np.arange(3), batch_size=8, bptt=4)
     with pytest.raises(UserError):
         split_tokens(np.arange(10), 1.5)
+
+
+def test_a_byte_order_mark_is_not_text(tmp_path):
+    from seqgen.data.pairs import read_lines, read_tsv_pairs
+
+    corpus = tmp_path / "bom.txt"
+    corpus.write_text("\ufeffhello world\n", encoding="utf-8")
+    tokens = tokenize_files([corpus], CHAR, cache_dir=tmp_path / "c")
+    assert "\ufeff" not in tokens.tokenizer.itos and tokens.n_chars == len("hello world\n")
+    pairs = tmp_path / "bom.tsv"
+    pairs.write_text("\ufeffGo.\tVe.\n", encoding="utf-8")
+    assert read_tsv_pairs(pairs).pairs == [("Go.", "Ve.")]
+    assert read_lines(pairs) == ["Go.\tVe."]

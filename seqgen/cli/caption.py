@@ -13,34 +13,16 @@ from rich.table import Table
 from seqgen.cli.common import (
     Alpha,
     AsJson,
-    BatchSize,
     Beam,
     CacheDir,
     Cell,
     Checkpoint,
-    Clip,
     Device,
     Dropout,
     Embed,
-    Epochs,
-    EvalEvery,
     Hidden,
     Layers,
-    Lr,
-    MaxSteps,
-    Momentum,
-    Optimizer,
-    Out,
-    Overwrite,
-    Patience,
     Precision,
-    Quiet,
-    Resume,
-    Schedule,
-    Seed,
-    TimeBudget,
-    Warmup,
-    WeightDecay,
     command,
     given_options,
     inference_precision,
@@ -48,6 +30,7 @@ from seqgen.cli.common import (
     picked,
     report_fit,
     train_config,
+    training_options,
 )
 from seqgen.config import CAPTION_TRAINING as PRESET
 from seqgen.config import CaptionConfig
@@ -62,6 +45,7 @@ ImagesDir = Annotated[Path | None, typer.Option(
 
 
 @command("train-caption")
+@training_options(PRESET)
 def train_caption_cmd(
     ctx: typer.Context,
     captions: Annotated[Path, typer.Argument(help="Caption file (COCO, Karpathy JSON, "
@@ -100,26 +84,6 @@ def train_caption_cmd(
     hidden: Hidden = CaptionConfig.hidden,
     embed: Embed = CaptionConfig.embed,
     dropout: Dropout = CaptionConfig.dropout,
-    out_dir: Out = Path(PRESET.out_dir),
-    batch_size: BatchSize = PRESET.batch_size,
-    epochs: Epochs = None,
-    max_steps: MaxSteps = None,
-    time_budget: TimeBudget = None,
-    optimizer: Optimizer = PRESET.optimizer,
-    lr: Lr = PRESET.lr,
-    weight_decay: WeightDecay = PRESET.weight_decay,
-    momentum: Momentum = PRESET.momentum,
-    schedule: Schedule = PRESET.schedule,
-    warmup: Warmup = PRESET.warmup_steps,
-    clip: Clip = PRESET.clip,
-    eval_every: EvalEvery = PRESET.eval_every,
-    patience: Patience = None,
-    device: Device = PRESET.device,
-    precision: Precision = PRESET.precision,
-    seed: Seed = PRESET.seed,
-    resume: Resume = False,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
     cache_dir: CacheDir = None,
 ) -> None:
     """Train a Show-and-Tell captioner on images and their captions."""
@@ -132,7 +96,8 @@ def train_caption_cmd(
                                      str(encoder_weights) if encoder_weights else None,
                                      finetune_encoder, encoder_lr)
     result = train_caption(captions, images, picked(ctx, *CAPTION_MODEL), data_options,
-                           encoder_options, config, resume, overwrite, cache_dir,
+                           encoder_options, config, resume=ctx.params["resume"],
+                           overwrite=ctx.params["overwrite"], cache_dir=cache_dir,
                            explicit=given_options(ctx))
     report_fit(result)
 

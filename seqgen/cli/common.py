@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import sys
 import warnings
 from importlib.metadata import PackageNotFoundError, version
@@ -130,6 +131,40 @@ Beam = Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy search
 Alpha = Annotated[float, typer.Option(
     "--alpha", help="Beam length penalty ((5+len)/6)^alpha; 0 is none.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+def training_options(preset: TrainConfig):
+    """Give a training command the options every task shares, with defaults from the task's
+    preset. The command does not declare them: it reads them from ``ctx.params`` (through
+    ``train_config``), so each option is written once for all tasks."""
+    shared = [
+        ("out_dir", Out, Path(preset.out_dir)), ("batch_size", BatchSize, preset.batch_size),
+        ("epochs", Epochs, None), ("max_steps", MaxSteps, None),
+        ("time_budget", TimeBudget, None), ("optimizer", Optimizer, preset.optimizer),
+        ("lr", Lr, preset.lr), ("weight_decay", WeightDecay, preset.weight_decay),
+        ("momentum", Momentum, preset.momentum), ("schedule", Schedule, preset.schedule),
+        ("warmup", Warmup, preset.warmup_steps), ("clip", Clip, preset.clip),
+        ("eval_every", EvalEvery, preset.eval_every), ("patience", Patience, None),
+        ("device", Device, preset.device), ("precision", Precision, preset.precision),
+        ("seed", Seed, preset.seed), ("resume", Resume, False),
+        ("overwrite", Overwrite, False), ("quiet", Quiet, False),
+    ]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=annotation) for name, annotation, default in shared]
+
+    def decorate(fn):
+        own = inspect.signature(fn, eval_str=True)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for parameter in added:
+                kwargs.pop(parameter.name, None)
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(), *added])
+        return wrapper
+
+    return decorate
+
 
 # Command-line parameters whose config field has another name.
 _FIELD = {"warmup": "warmup_steps", "fmt": "format"}

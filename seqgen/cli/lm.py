@@ -12,34 +12,16 @@ from rich.table import Table
 
 from seqgen.cli.common import (
     AsJson,
-    BatchSize,
     CacheDir,
     Cell,
     Checkpoint,
-    Clip,
     Device,
     Dropout,
     Embed,
     Encoding,
-    Epochs,
-    EvalEvery,
     Hidden,
     Layers,
-    Lr,
-    MaxSteps,
-    Momentum,
-    Optimizer,
-    Out,
-    Overwrite,
-    Patience,
     Precision,
-    Quiet,
-    Resume,
-    Schedule,
-    Seed,
-    TimeBudget,
-    Warmup,
-    WeightDecay,
     command,
     given_options,
     inference_precision,
@@ -47,6 +29,7 @@ from seqgen.cli.common import (
     picked,
     report_fit,
     train_config,
+    training_options,
 )
 from seqgen.config import LM_TRAINING as PRESET
 from seqgen.config import LMConfig
@@ -58,6 +41,7 @@ CORPUS = ("level", "lowercase", "pretokenized", "max_vocab", "min_freq", "vocab_
 
 
 @command("train-lm")
+@training_options(PRESET)
 def train_lm_cmd(
     ctx: typer.Context,
     corpus: Annotated[list[Path], typer.Argument(help="Text files or folders of .txt files.")],
@@ -88,26 +72,6 @@ def train_lm_cmd(
         "--tie-weights", help="Share input embedding and output weights.")] = False,
     init: Annotated[str, typer.Option(
         "--init", help="default, or identity (IRNN) for plain RNNs.")] = LMConfig.init,
-    out_dir: Out = Path(PRESET.out_dir),
-    batch_size: BatchSize = PRESET.batch_size,
-    epochs: Epochs = None,
-    max_steps: MaxSteps = None,
-    time_budget: TimeBudget = None,
-    optimizer: Optimizer = PRESET.optimizer,
-    lr: Lr = PRESET.lr,
-    weight_decay: WeightDecay = PRESET.weight_decay,
-    momentum: Momentum = PRESET.momentum,
-    schedule: Schedule = PRESET.schedule,
-    warmup: Warmup = PRESET.warmup_steps,
-    clip: Clip = PRESET.clip,
-    eval_every: EvalEvery = PRESET.eval_every,
-    patience: Patience = None,
-    device: Device = PRESET.device,
-    precision: Precision = PRESET.precision,
-    seed: Seed = PRESET.seed,
-    resume: Resume = False,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
     cache_dir: CacheDir = None,
 ) -> None:
     """Train a character, word or subword language model on your text."""
@@ -116,8 +80,9 @@ def train_lm_cmd(
     config = train_config(PRESET, "lm", ctx)
     result = train_lm([str(p) for p in corpus], picked(ctx, *LM_MODEL),
                       CorpusOptions(**picked(ctx, *CORPUS)), config, bptt,
-                      str(val_file) if val_file else None, val_fraction, resume, overwrite,
-                      cache_dir, explicit=given_options(ctx))
+                      str(val_file) if val_file else None, val_fraction,
+                      resume=ctx.params["resume"], overwrite=ctx.params["overwrite"],
+                      cache_dir=cache_dir, explicit=given_options(ctx))
     report_fit(result)
 
 

@@ -17,30 +17,13 @@ from seqgen.cli.common import (
     Beam,
     Cell,
     Checkpoint,
-    Clip,
     Device,
     Dropout,
     Embed,
     Encoding,
-    Epochs,
-    EvalEvery,
     Hidden,
     Layers,
-    Lr,
-    MaxSteps,
-    Momentum,
-    Optimizer,
-    Out,
-    Overwrite,
-    Patience,
     Precision,
-    Quiet,
-    Resume,
-    Schedule,
-    Seed,
-    TimeBudget,
-    Warmup,
-    WeightDecay,
     command,
     err,
     given_options,
@@ -49,6 +32,7 @@ from seqgen.cli.common import (
     picked,
     report_fit,
     train_config,
+    training_options,
 )
 from seqgen.config import TRANSLATE_TRAINING as PRESET
 from seqgen.config import Seq2SeqConfig
@@ -81,6 +65,7 @@ def _read_pairs(file, source_file, target_file, reverse, skip_bad_lines, encodin
 
 
 @command("train-translate")
+@training_options(PRESET)
 def train_translate_cmd(
     ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(
@@ -137,26 +122,6 @@ def train_translate_cmd(
     select: Annotated[str, typer.Option(
         "--select", help="Keep best.pt and stop early on bleu or loss.")
     ] = PRESET.select_metric,
-    out_dir: Out = Path(PRESET.out_dir),
-    batch_size: BatchSize = PRESET.batch_size,
-    epochs: Epochs = None,
-    max_steps: MaxSteps = None,
-    time_budget: TimeBudget = None,
-    optimizer: Optimizer = PRESET.optimizer,
-    lr: Lr = PRESET.lr,
-    weight_decay: WeightDecay = PRESET.weight_decay,
-    momentum: Momentum = PRESET.momentum,
-    schedule: Schedule = PRESET.schedule,
-    warmup: Warmup = PRESET.warmup_steps,
-    clip: Clip = PRESET.clip,
-    eval_every: EvalEvery = PRESET.eval_every,
-    patience: Patience = None,
-    device: Device = PRESET.device,
-    precision: Precision = PRESET.precision,
-    seed: Seed = PRESET.seed,
-    resume: Resume = False,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
 ) -> None:
     """Train an encoder–decoder translation model on sentence pairs."""
     from seqgen.tasks.translate import PairOptions, train_translate
@@ -174,8 +139,9 @@ def train_translate_cmd(
     if val_file is not None:
         val = _read_pairs(val_file, None, None, reverse, skip_bad_lines, encoding)
     result = train_translate(train, val, model_options, pair_options, config, val_fraction,
-                             val_bleu_sentences, teacher_forcing, label_smoothing, resume,
-                             overwrite, explicit=given_options(ctx),
+                             val_bleu_sentences, teacher_forcing, label_smoothing,
+                             resume=ctx.params["resume"], overwrite=ctx.params["overwrite"],
+                             explicit=given_options(ctx),
                              teacher_forcing_decay=teacher_forcing_decay)
     report_fit(result)
 

@@ -320,6 +320,7 @@ class TranslateTask:
     def count_targets(self, batch) -> int:
         return int((batch[2][:, 1:] != PAD_ID).sum())
 
+    @torch.no_grad()
     def evaluate(self, model, data: ValData, final: bool = False) -> dict[str, float]:
         device = next(model.parameters()).device
         total, count = 0.0, 0
