@@ -43,7 +43,7 @@ def bench_throughput(steps: int, rounds: int = 5) -> None:
     """Tokens/s of the default model through the seqgen trainer and through a bare loop,
     alternating, ``rounds`` times: this machine's speed drifts by ±15% within a minute, so
     the median of the per-round ratios is the figure."""
-    from seqgen.config import LMConfig, TrainConfig
+    from seqgen.config import LM_BPTT, LM_TRAINING, LMConfig, TrainConfig
     from seqgen.data.text import StreamBatches, tokenize_files
     from seqgen.models.lm import RNNLanguageModel
     from seqgen.progress import ProgressReporter
@@ -51,7 +51,7 @@ def bench_throughput(steps: int, rounds: int = 5) -> None:
     from seqgen.training import Trainer
 
     corpus = tokenize_files([SHAKESPEARE], {"level": "char"})
-    batch, bptt, warm = 32, 64, 5
+    batch, bptt, warm = LM_TRAINING.batch_size, LM_BPTT, 5
     data = StreamBatches(corpus.tokens, batch, bptt)
     config = LMConfig(vocab_size=corpus.tokenizer.vocab_size)  # the train-lm defaults
     tokens = steps * batch * bptt
@@ -59,7 +59,7 @@ def bench_throughput(steps: int, rounds: int = 5) -> None:
     def bare_loop() -> float:
         torch.manual_seed(0)
         model = RNNLanguageModel(config)
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+        opt = torch.optim.AdamW(model.parameters(), lr=LM_TRAINING.lr, weight_decay=0.0)
         state = None
         start = 0.0
         for i, (x, y) in enumerate(data.batches()):
@@ -92,7 +92,7 @@ def bench_throughput(steps: int, rounds: int = 5) -> None:
 
         task.loss = timed
         cfg = TrainConfig(out_dir=str(out), batch_size=batch, max_steps=warm + steps + 1,
-                          eval_every=10**9, lr=3e-3, device="cpu", quiet=True)
+                          eval_every=10**9, lr=LM_TRAINING.lr, device="cpu", quiet=True)
         Trainer(model, task, data, corpus.tokens[:2000], cfg, {"task": "lm"},
                 ProgressReporter(quiet=True)).fit()
         return tokens / (stamps[warm + steps] - stamps[warm])

@@ -117,7 +117,7 @@ class LMConfig:
     embed: int = 128
     hidden: int = 512
     layers: int = 2
-    dropout: float = 0.2
+    dropout: float = 0.1
     tie_weights: bool = False
     init: str = "default"
 
@@ -230,9 +230,14 @@ class TrainConfig:
 # Shakespeare in 90 s) keeps it busy.
 LM_GPU_SIZES = {"layers": 3, "hidden": 1024, "embed": 256, "dropout": 0.25,
                 "batch_size": 128, "bptt": 128}
+LM_GPU_LR = 3e-3  # the rate that model was measured with, unless --lr is given
+
+# train-lm's context per step: on a CPU with minutes, optimiser steps matter more than long
+# chunks (README: the LM sweep).
+LM_BPTT = 64
 
 # Each task's training defaults, in one place.
-LM_TRAINING = TrainConfig(out_dir="checkpoints/lm")
+LM_TRAINING = TrainConfig(out_dir="checkpoints/lm", lr=5e-3)
 TRANSLATE_TRAINING = TrainConfig(out_dir="checkpoints/translate", batch_size=64, lr=2e-3,
                                  weight_decay=0.01, warmup_steps=100, select_metric="bleu")
 CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_decay=0.1,

@@ -31,8 +31,8 @@ from seqgen.cli.common import (
     train_config,
     training_options,
 )
+from seqgen.config import LM_BPTT, LMConfig
 from seqgen.config import LM_TRAINING as PRESET
-from seqgen.config import LMConfig
 from seqgen.errors import UserError
 
 LM_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "init")
@@ -62,7 +62,7 @@ def train_lm_cmd(
         "--val-file", help="Validation text (default: the end of the corpus).")] = None,
     val_fraction: Annotated[float, typer.Option(
         "--val-fraction", help="Share of the corpus kept for validation.")] = 0.05,
-    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length.")] = 64,
+    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length.")] = LM_BPTT,
     cell: Cell = LMConfig.cell,
     layers: Layers = LMConfig.layers,
     hidden: Hidden = LMConfig.hidden,

@@ -59,6 +59,7 @@ def make_rnn(
     dropout: float = 0.0,
     bidirectional: bool = False,
     init: str = "default",
+    forget_bias: float | None = 1.0,
 ) -> nn.RNNBase:
     """A fused, batch-first LSTM / GRU / RNN stack that always computes in float32."""
     check_cell(cell)
@@ -76,18 +77,22 @@ def make_rnn(
         rnn = GRU(**kwargs)
     else:
         rnn = RNN(nonlinearity="relu" if cell == "rnn-relu" else "tanh", **kwargs)
-    initialise(rnn, cell, init)
+    initialise(rnn, cell, init, forget_bias)
     return rnn
 
 
-def initialise(rnn: nn.RNNBase, cell: str, init: str = "default") -> None:
-    """LSTM forget-gate bias 1 (Jozefowicz et al. 2015); IRNN identity recurrence (Le et al.)."""
+def initialise(rnn: nn.RNNBase, cell: str, init: str = "default",
+               forget_bias: float | None = 1.0) -> None:
+    """LSTM biases zero but the forget gate's, ``forget_bias`` (Jozefowicz et al. 2015; None
+    keeps PyTorch's biases); IRNN identity recurrence (Le et al.)."""
     hidden = rnn.hidden_size
     for name, param in rnn.named_parameters():
+        if cell == "lstm" and forget_bias is None:
+            continue
         if cell == "lstm" and name.startswith("bias_ih"):
             with torch.no_grad():
                 param.zero_()
-                param[hidden: 2 * hidden].fill_(1.0)  # gate order: input, forget, cell, output
+                param[hidden: 2 * hidden].fill_(forget_bias)  # gates: input, forget, cell, output
         elif cell == "lstm" and name.startswith("bias_hh"):
             with torch.no_grad():
                 param.zero_()
