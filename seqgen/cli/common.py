@@ -132,6 +132,7 @@ Alpha = Annotated[float, typer.Option(
     "--alpha", help="Beam length penalty ((5+len)/6)^alpha; 0 is none.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
+
 def training_options(preset: TrainConfig):
     """Give a training command the options every task shares, with defaults from the task's
     preset. The command does not declare them: it reads them from ``ctx.params`` (through

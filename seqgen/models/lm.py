@@ -29,9 +29,8 @@ class RNNLanguageModel(nn.Module):
             self.projection = nn.Linear(config.hidden, config.embed, bias=False)
             out_size = config.embed
         self.decoder = nn.Linear(out_size, config.vocab_size)
-        if config.tie_weights:
+        if config.tie_weights:  # the embedding is the output layer too: keep its logits small
             self.decoder.weight = self.embedding.weight
-        if config.tie_weights:  # the output layer's weights too: keep its logits small
             nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         # Untied, PyTorch's N(0, 1) embedding: with U(-0.1, 0.1) the recurrence saw inputs too
         # weak to learn from for the first hundreds of steps (3.19 against 2.44 nats/char

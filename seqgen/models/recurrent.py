@@ -86,14 +86,13 @@ def initialise(rnn: nn.RNNBase, cell: str, init: str = "default",
     """LSTM biases zero but the forget gate's, ``forget_bias`` (Jozefowicz et al. 2015; None
     keeps PyTorch's biases); IRNN identity recurrence (Le et al.)."""
     hidden = rnn.hidden_size
+    set_biases = cell == "lstm" and forget_bias is not None
     for name, param in rnn.named_parameters():
-        if cell == "lstm" and forget_bias is None:
-            continue
-        if cell == "lstm" and name.startswith("bias_ih"):
+        if set_biases and name.startswith("bias_ih"):
             with torch.no_grad():
                 param.zero_()
                 param[hidden: 2 * hidden].fill_(forget_bias)  # gates: input, forget, cell, output
-        elif cell == "lstm" and name.startswith("bias_hh"):
+        elif set_biases and name.startswith("bias_hh"):
             with torch.no_grad():
                 param.zero_()
         elif init == "identity" and cell.startswith("rnn"):

@@ -243,9 +243,9 @@ def train_lm(
     if gpu:
         model_options = {**model_options, **{k: v for k, v in gpu.items()
                                              if k in model_options}}
-        train_config = train_config.replace(batch_size=gpu["batch_size"])
+        train_config = train_config.replace(batch_size=gpu["batch_size"],
+                                            lr=gpu.get("lr", train_config.lr))
         bptt = gpu["bptt"]
-        train_config = train_config.replace(lr=gpu.get("lr", train_config.lr))
     run = {**model_options, **to_dict(corpus_options), "bptt": bptt,
            "batch_size": train_config.batch_size,
            "val_file": str(Path(val_file).resolve()) if val_file else None,
