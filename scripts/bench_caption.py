@@ -4,6 +4,7 @@
     python scripts/bench_caption.py --part throughput   # decoder training: trainer vs bare loop
     python scripts/bench_caption.py --part quality      # Flickr8k-mini, lite0, defaults, 15 min
     python scripts/bench_caption.py --part shapes       # exact match on unseen shapes scenes
+    python scripts/bench_caption.py --part speed        # caption images/s, batched vs one by one
 
 Data comes from ../shared/data (beside the project). Budgets are flags; figures are printed.
 """
@@ -34,8 +35,8 @@ from seqgen.data.captions import (  # noqa: E402
     split_images,
 )
 from seqgen.models.captioner import CaptionConfig, ShowAndTell  # noqa: E402
-from seqgen.models.encoders import build_encoder, freeze  # noqa: E402
-from seqgen.tasks.caption import CaptionTask, ValData  # noqa: E402
+from seqgen.models.encoders import build_encoder, freeze, pool_grid  # noqa: E402
+from seqgen.tasks.caption import CaptionTask, validation_data  # noqa: E402
 from seqgen.tokenizers import PAD_ID  # noqa: E402
 
 FLICKR = ROOT.parent / "shared" / "data" / "flickr8k-mini"
@@ -87,12 +88,14 @@ def part_cache(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = FeatureCache(Path(tmp), f"{info.name}|{info.weights_id}")
         start = time.perf_counter()
-        encode_images(encoder, paths, transform, torch.device("cpu"), cache=cache)
+        encode_images(encoder, paths, transform, torch.device("cpu"), info.grid_shape,
+                      cache=cache)
         print(f"first run, filling the cache: {time.perf_counter() - start:.2f}s")
         slow = epoch(paths, "no feature cache (encoder in every batch)")
         start = time.perf_counter()
-        feats, _, hits = encode_images(encoder, paths, transform, torch.device("cpu"),
-                                       cache=cache)
+        grids, _, hits = encode_images(encoder, paths, transform, torch.device("cpu"),
+                                       info.grid_shape, cache=cache)
+        feats = pool_grid(encoder, grids.float())
         load = time.perf_counter() - start
         fast = epoch(feats, "feature cache (read back from disk)") + load
         print(f"  (of which reading {hits} cached features: {load:.2f}s)")
@@ -143,8 +146,7 @@ def part_throughput(args) -> None:
                                        quiet=True, seed=0, clip=5.0, lr=2e-3, log_every=10**9,
                                        select_metric="loss")
             task = CaptionTask(tokenizer)
-            val = ValData(feats[:4], [["a"]] * 4, ["x"] * 4,
-                          CaptionBatches(feats[:4], pairs[:4], 4, shuffle=False))
+            val = validation_data(feats[:4], [["a"]] * 4, ["x"] * 4, tokenizer)
             trainer = Trainer(model, task, data, val, train_config, {"task": "caption"})
             # Time only the steps after the first 10, as for the bare loop: from the 11th
             # loss call to the last one, counting the tokens of the steps in between.
@@ -178,7 +180,8 @@ def part_quality(args) -> None:
     out = Path(args.out)
     command = ["train-caption", str(FLICKR / "dataset_flickr8k.json"), "--images",
                str(FLICKR / "images"), "--encoder", "efficientnet-lite0", "--time-budget",
-               args.budget, "--out", str(out), "--overwrite", "--device", args.device]
+               args.budget, "--out", str(out), "--overwrite", "--device", args.device,
+               "--attention", args.attention]
     print("seqgen " + " ".join(command))
     start = time.perf_counter()
     try:
@@ -193,11 +196,29 @@ def part_quality(args) -> None:
         m = evaluate_captions(out / "best.pt", FLICKR / "dataset_flickr8k.json",
                               FLICKR / "images", split="val", beam=beam, device=args.device)
         print(f"beam {beam}: BLEU-1 {m['bleu1']:.1f}  BLEU-2 {m['bleu2']:.1f}  BLEU-3 "
-              f"{m['bleu3']:.1f}  BLEU-4 {m['bleu4']:.1f}  on {m['images']} val images")
+              f"{m['bleu3']:.1f}  BLEU-4 {m['bleu4']:.1f}  on {m['images']} val images; "
+              f"{m['distinct']:.0%} distinct captions")
         if beam == 3:
             for ex in m["examples"][:3]:
                 print(f"  {ex['image']}: {ex['caption']}  (ref: {ex['references'][0]})")
     print("floor to beat: BLEU-1 ~49 / BLEU-4 ~11 (bare pooled-lite0 1x256 LSTM, greedy, 4 min)")
+
+
+def part_speed(args) -> None:
+    """Images per second for `caption` on a folder of photos: batched vs one at a time, with
+    the checkpoint of the quality part (--out)."""
+    from seqgen.tasks.caption import caption_files, load_captioner
+
+    model, tokenizer, spec, _ = load_captioner(Path(args.out) / "best.pt", args.device)
+    paths = sorted((FLICKR / "images").glob("*.jpg"))[:args.images]
+    timings = {}
+    for label, batch in (("batched (16)", 16), ("one at a time", 1)):
+        start = time.perf_counter()
+        results, _ = caption_files(model, tokenizer, spec, paths, beam=3, batch_size=batch)
+        timings[label] = len(results) / (time.perf_counter() - start)
+        print(f"{label}: {timings[label]:.1f} images/s ({len(results)} photos, beam 3, "
+              f"attention {model.config.attention})")
+    print(f"batched / one at a time: {timings['batched (16)'] / timings['one at a time']:.2f}x")
 
 
 def part_shapes(args) -> None:
@@ -215,8 +236,12 @@ def part_shapes(args) -> None:
     unseen = write_scene_images(out / "unseen", unseen_scenes)
     config = shapes_caption_config(out / "caption", parse_duration(args.budget), args.device,
                                    args.seed, args.quiet)
+    if args.lr:
+        config = config.replace(lr=args.lr)
+    if args.scene_batch:
+        config = config.replace(batch_size=args.scene_batch)
     start = time.perf_counter()
-    train_shapes_captioner(out / "caption", config, unseen_scenes)
+    train_shapes_captioner(out / "caption", config, unseen_scenes, attention=args.attention)
     print(f"training took {time.perf_counter() - start:.0f}s wall")
     exact, rows = shapes_exact_match(out / "caption" / "best.pt", unseen, args.device)
     for image, caption, truth in [r for r in rows if r[1] != r[2]][:5]:
@@ -227,9 +252,10 @@ def part_shapes(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["cache", "throughput", "quality", "shapes"],
+    parser.add_argument("--part", choices=["cache", "throughput", "quality", "shapes", "speed"],
                         required=True)
-    parser.add_argument("--images", type=int, default=100, help="cache: images in the epoch")
+    parser.add_argument("--images", type=int, default=100,
+                        help="cache: images in the epoch; speed: photos captioned")
     parser.add_argument("--encoder", default="efficientnet-lite0", help="cache: encoder")
     parser.add_argument("--steps", type=int, default=200, help="throughput: timed steps")
     parser.add_argument("--rounds", type=int, default=3, help="throughput: repetitions")
@@ -244,6 +270,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="checkpoint folder")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--lr", type=float, default=None, help="shapes: learning rate")
+    parser.add_argument("--scene-batch", type=int, default=None,
+                        help="shapes: scenes per batch (default 64)")
+    parser.add_argument("--attention", default="soft", choices=["none", "soft"],
+                        help="shapes, quality: the decoder")
     args = parser.parse_args()
     if args.part == "quality":
         args.budget = args.budget or "15m"
@@ -251,8 +282,10 @@ def main() -> None:
     elif args.part == "shapes":
         args.budget = args.budget or "40m"
         args.out = args.out or "bench-out/caption-shapes"
+    elif args.part == "speed":
+        args.out = args.out or "bench-out/caption-quality"
     {"cache": part_cache, "throughput": part_throughput, "quality": part_quality,
-     "shapes": part_shapes}[args.part](args)
+     "shapes": part_shapes, "speed": part_speed}[args.part](args)
 
 
 if __name__ == "__main__":

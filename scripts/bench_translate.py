@@ -54,8 +54,8 @@ def default_model(data):
 # --------------------------------------------------------------------------- throughput
 def bench_throughput(steps: int, batch: int = 64) -> None:
     from seqgen.config import TrainConfig
-    from seqgen.models.seq2seq import masked_token_loss
     from seqgen.progress import ProgressReporter
+    from seqgen.tasks.supervised import masked_token_loss
     from seqgen.tasks.translate import TranslateTask
     from seqgen.training import Trainer
 

@@ -152,6 +152,9 @@ class Seq2SeqConfig:
             raise UserError("--input-feeding needs attention (--attention luong or concat)")
 
 
+CAPTION_ATTENTION = ("none", "soft")
+
+
 @dataclass
 class CaptionConfig:
     vocab_size: int
@@ -164,9 +167,16 @@ class CaptionConfig:
     dropout: float = 0.5
     finetune_encoder: bool = False
     encoder_lr: float | None = None
+    attention: str = "none"  # none (Show and Tell) or soft (Show, Attend and Tell)
+    alpha_c: float = 1.0  # weight of the doubly stochastic attention regulariser
+    grid_dim: int | None = None  # channels of the encoder's grid, for soft attention
 
     def __post_init__(self) -> None:
         check_recurrent(self)
+        check_choice("attention", self.attention, CAPTION_ATTENTION)
+        if not (isinstance(self.alpha_c, (int, float)) and math.isfinite(self.alpha_c)
+                and self.alpha_c >= 0):
+            raise UserError(f"--alpha-c must be a number >= 0, got {self.alpha_c}")
 
 
 # ---------------------------------------------------------------- training

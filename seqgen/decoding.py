@@ -10,7 +10,7 @@ A model plugs in through two callables:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +54,50 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+def ban_tokens(step: StepFn, token_ids: Sequence[int]) -> StepFn:
+    """``step`` whose output never holds ``token_ids`` (padding, unknown, ``<bos>``)."""
+    never: torch.Tensor | None = None
+
+    def banned(tokens: torch.Tensor, state):
+        nonlocal never
+        logits, state = step(tokens, state)
+        if never is None:
+            never = torch.tensor(list(token_ids), device=logits.device)
+        return logits.float().index_fill(-1, never, float("-inf")), state
+
+    return banned
+
+
+def check_no_repeat(n: int) -> None:
+    if not isinstance(n, int) or n < 0:
+        raise UserError(f"--no-repeat-ngram must be a whole number >= 0 (0: off), got {n}")
+
+
+def repeating_tokens(seq: Sequence[int], n: int) -> set[int]:
+    """The tokens that would make ``seq`` repeat one of its own ``n``-grams."""
+    if n < 1 or len(seq) < n - 1:
+        return set()
+    if n == 1:
+        return set(seq)
+    last = tuple(seq[len(seq) - n + 1:])
+    return {seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i:i + n - 1]) == last}
+
+
+def ban_repeats(scores: torch.Tensor, histories: Sequence[Sequence[int]], n: int,
+                keep: int | None = None) -> None:
+    """In place: -inf for each row's tokens that would repeat an ``n``-gram of its history
+    (``n`` 0: nothing). ``keep`` (the end token) is never banned, so a row can always end."""
+    if not n:
+        return
+    rows, cols = [], []
+    for row, seq in enumerate(histories):
+        for token in repeating_tokens(seq, n) - {keep}:
+            rows.append(row)
+            cols.append(token)
+    if rows:
+        scores[rows, cols] = float("-inf")
+
+
 def pick_tokens(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -79,17 +123,27 @@ def generate(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     eos_id: int | None = None,
+    no_repeat_ngram: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (tokens, log-probs) one step at a time from the first next-token ``logits``.
 
-    Stops after ``length`` steps, or once every sequence has produced ``eos_id``.
+    Stops after ``length`` steps, or once every sequence has produced ``eos_id``; with
+    ``no_repeat_ngram`` n, no sequence repeats an n-gram of what it generated.
     """
     check_sampling(temperature, top_k, top_p)
+    check_no_repeat(no_repeat_ngram)
     done = torch.zeros(logits.size(0), dtype=torch.bool, device=logits.device)
+    seen: list[list[int]] = [[] for _ in range(logits.size(0))]
     for t in range(length):
+        if no_repeat_ngram:
+            logits = logits.float().clone()
+            ban_repeats(logits, seen, no_repeat_ngram, eos_id)
         tokens = pick_tokens(logits, temperature, top_k, top_p, generator)
         logp = logits.float().log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         yield tokens, logp
+        if no_repeat_ngram:
+            for row, token in zip(seen, tokens.tolist()):
+                row.append(token)
         if eos_id is not None:
             done |= tokens == eos_id
             if bool(done.all()):
@@ -116,6 +170,7 @@ def sample_search(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    no_repeat_ngram: int = 0,
 ) -> list[Hypothesis]:
     """Greedy (temperature 0) or sampled decoding of a batch, each up to its own max length."""
     limits = _max_lengths(max_len, batch_size)
@@ -125,7 +180,8 @@ def sample_search(
     logps = [0.0] * batch_size
     open_ = [True] * batch_size
     for t, (tok, lp) in enumerate(generate(step, state, logits, max(limits), temperature,
-                                           top_k, top_p, generator, eos_id)):
+                                           top_k, top_p, generator, eos_id,
+                                           no_repeat_ngram)):
         for b, (i, p) in enumerate(zip(tok.tolist(), lp.tolist())):
             if not open_[b]:
                 continue
@@ -165,15 +221,19 @@ def beam_search(
     alpha: float = 0.0,
     n_best: int = 1,
     device: torch.device | str = "cpu",
+    no_repeat_ngram: int = 0,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the ``n_best`` hypotheses of each input, best first.
 
     ``state`` holds ``batch_size`` entries; ``reorder`` expands it to the beams and drops the
     inputs whose search has ended, so finished inputs cost nothing.
     A search stops only when no running beam can still beat its n-best finished ones, and
-    beams that reach the length limit without ``<eos>`` are returned as they are.
+    beams that reach the length limit without ``<eos>`` are returned as they are. With
+    ``no_repeat_ngram`` n, no hypothesis repeats one of its own n-grams ("a man in a red shirt
+    in a red shirt").
     """
     check_alpha(alpha)
+    check_no_repeat(no_repeat_ngram)
     K = beam_size
     n_best = min(n_best, K)
     if K == 1:
@@ -195,7 +255,10 @@ def beam_search(
         # those few instead of the whole vocabulary. (log_softmax is one fused pass on a CPU,
         # several times faster than logsumexp.)
         width = min(2 * K, logits.size(-1))
-        row_logp, row_tokens = logits.float().log_softmax(-1).topk(width, dim=-1)
+        hist_l = history.tolist()
+        logp = logits.float().log_softmax(-1)
+        ban_repeats(logp, hist_l, no_repeat_ngram, eos_id)
+        row_logp, row_tokens = logp.topk(width, dim=-1)
         cand = (scores.view(B * beams, 1) + row_logp).view(B, beams * width)
         top_scores, top_idx = cand.topk(min(2 * K, beams * width), dim=-1)
         beam_of = top_idx // width
@@ -205,7 +268,6 @@ def beam_search(
         top_scores_l, beam_l, token_l, eos_l = (
             top_scores.tolist(), beam_of.tolist(), token_of.tolist(), is_eos.tolist()
         )
-        hist_l = history.tolist()
         for i, b in enumerate(active):
             last_step = t + 1 >= limits[b]
             kept = 0

@@ -33,9 +33,16 @@ def well_formed(line: str) -> bool:
     return ENGLISH_SCENE.fullmatch(line) is not None
 
 
-def run_demo(out_dir: Path, time_budget: float, device: str, seed: int, out: Console,
+# Shares of the demo's training time: the captioner has to learn to see, the others only to
+# write, and one minute is plenty for the language model and the translator.
+SHARES = {"lm": 3 / 16, "translate": 3 / 16, "caption": 10 / 16}
+
+
+def run_demo(out_dir: Path, total_budget: float, device: str, seed: int, out: Console,
              err: Console) -> None:
+    """Train the three models for ``total_budget`` seconds in all (see ``SHARES``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    time_budget = total_budget * SHARES["lm"]
     corpus = out_dir / "shapes-en.txt"
     corpus.write_text("\n".join(s.english() for s in scenes(4000, seed)) + "\n", encoding="utf-8")
     err.print(f"[bold]Language model[/bold] on {corpus} (4,000 generated scene descriptions, "
@@ -55,8 +62,8 @@ def run_demo(out_dir: Path, time_budget: float, device: str, seed: int, out: Con
         out.print(("  ✓ " if well_formed(line) else "  ✗ ") + line, markup=False)
     out.print(f"{good} of {len(lines)} complete sampled lines are well-formed scene descriptions.")
     out.print(f"Try: seqgen sample --checkpoint {out_dir / 'lm' / 'best.pt'} --temp 0.5")
-    demo_translation(out_dir, time_budget, device, seed, out, err)
-    demo_captioning(out_dir, time_budget, device, seed, out, err)
+    demo_translation(out_dir, total_budget * SHARES["translate"], device, seed, out, err)
+    demo_captioning(out_dir, total_budget * SHARES["caption"], device, seed, out, err)
 
 
 def shapes_pairs(count: int, seed: int) -> list[tuple[str, str]]:
@@ -129,7 +136,8 @@ def write_scene_images(folder: Path, shown: list[Scene], size: int = 64
 
 
 def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scene],
-                           n_val: int = 200, batches_per_epoch: int = 1000) -> None:
+                           n_val: int = 200, batches_per_epoch: int = 1000,
+                           attention: str = "soft") -> None:
     """Train the small-CNN captioner on scenes drawn fresh for every batch; neither the
     validation scenes nor ``unseen`` are ever drawn."""
     from seqgen.data.captions import build_caption_tokenizer
@@ -139,7 +147,7 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
     from seqgen.training import guard_out_dir
 
     guard_out_dir(out_dir, resume=False, overwrite=True)
-    options = caption_model_options()
+    options = caption_model_options(attention)
     encoder, info, trainable = prepare_encoder(EncoderOptions(SMALL_CNN, pretrained=False),
                                                options["feature_dim"], config.seed)
     tokenizer = build_caption_tokenizer([" ".join(english_words())])
@@ -172,13 +180,14 @@ def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device:
     return exact, rows
 
 
-def caption_model_options() -> dict:
-    return dict(cell="lstm", layers=1, hidden=256, embed=128, dropout=0.0, feature_dim=256)
+def caption_model_options(attention: str = "soft") -> dict:
+    return dict(cell="lstm", layers=1, hidden=256, embed=128, dropout=0.0, feature_dim=256,
+                attention=attention)
 
 
 def shapes_caption_config(out_dir: Path, time_budget: float, device: str, seed: int,
                           quiet: bool = False) -> TrainConfig:
-    return TrainConfig(out_dir=str(out_dir), batch_size=64, time_budget=time_budget, lr=1e-3,
+    return TrainConfig(out_dir=str(out_dir), batch_size=32, time_budget=time_budget, lr=3e-3,
                        eval_every=250, device=device, seed=seed, warmup_steps=50,
                        select_metric="bleu4", clip=5.0, quiet=quiet)
 
@@ -188,9 +197,8 @@ def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, o
     """Train the small CNN captioner on rendered scenes; caption scenes it never saw."""
     unseen_scenes = held_out_scenes(n_unseen, seed + 2)
     unseen = write_scene_images(out_dir / "shapes" / "unseen", unseen_scenes)
-    err.print(f"\n[bold]Captioner[/bold] (small CNN from scratch) on shapes-world scenes drawn "
-              f"on the fly ({time_budget:.0f}s of training; it takes about 40 minutes on 2 CPU "
-              "cores to caption nearly every unseen scene right)")
+    err.print(f"\n[bold]Captioner[/bold] (small CNN from scratch, soft attention over its 4×4 "
+              f"grid) on shapes-world scenes drawn on the fly ({time_budget:.0f}s of training)")
     train_shapes_captioner(out_dir / "caption",
                            shapes_caption_config(out_dir / "caption", time_budget, device, seed),
                            unseen_scenes)
@@ -202,5 +210,42 @@ def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, o
         out.print(f"{mark}{Path(image).name}: {caption}"
                   + ("" if caption == truth else f"   (truth: {truth})"), markup=False)
     out.print(f"{exact:.0%} of {len(rows)} unseen scenes captioned exactly.")
-    out.print(f"Try: seqgen caption {rows[0][0]} -c {checkpoint} --n-best 3 --beam 3")
+    show_attention(checkpoint, Path(rows[0][0]), rows[0][1], device, out)
+    out.print(f"Try: seqgen caption {rows[0][0]} -c {checkpoint} --plot-attention "
+              "attention.png")
     return exact
+
+
+SHADES = " .:-=+*#%@"
+
+
+def attention_text(maps, words: list[str]) -> list[str]:
+    """Attention maps (words, h, w) as rows of text: one small grid per word, darker where
+    the model looked more."""
+    grids = []
+    for weights in maps:
+        scaled = (weights / max(float(weights.max()), 1e-9)).tolist()
+        grids.append(["".join(SHADES[min(len(SHADES) - 1, int(v * len(SHADES)))] * 2
+                              for v in row) for row in scaled])
+    width = max(2 * maps.size(2), *(len(w) for w in words)) + 2
+    lines = ["".join(w.ljust(width) for w in words)]
+    for r in range(maps.size(1)):
+        lines.append("".join(("|" + g[r] + "|").ljust(width) for g in grids))
+    return lines
+
+
+def show_attention(checkpoint: Path, image: Path, caption: str, device: str,
+                   out: Console) -> None:
+    """Print where the captioner looked before each word of one caption."""
+    from seqgen.data.captions import eval_transform, load_image
+    from seqgen.tasks.caption import caption_attention, load_captioner
+
+    model, tokenizer, spec, _ = load_captioner(checkpoint, device)
+    tokens = tokenizer.encode(caption)
+    maps = caption_attention(model, eval_transform(spec)(load_image(image)), tokens)
+    words = caption.split()
+    out.print(f"\n[bold]Where it looked[/bold] before each word of {image.name} "
+              f"(4×4 regions of the picture, darker = more attention):")
+    for start in range(0, len(words), 6):
+        for line in attention_text(maps[start:start + 6], words[start:start + 6]):
+            out.print("  " + line, markup=False)

@@ -238,6 +238,8 @@ CASES = [
     ("caption-odd-json", ["train-caption", "{odd.json}", "--out", "{new}"],
      "neither COCO captions"),
     ("caption-dropout", [*CAP, "--dropout", "2"], "--dropout must be in [0, 1)"),
+    ("caption-attention", [*CAP, "--attention", "hard"], "unknown --attention 'hard'"),
+    ("caption-alpha-c", [*CAP, "--alpha-c", "-1"], "--alpha-c must be a number >= 0"),
     # caption
     ("caption-beam-0", [*CAPTION, "--beam", "0"], "--beam, --n-best and --max-len must be"),
     ("caption-temp-nan", [*CAPTION, "--temp", "nan"], "--temp must be a number >= 0"),
@@ -247,6 +249,14 @@ CASES = [
      "broken.png: not an image"),
     ("caption-missing-image", ["caption", "{images/nope.png}", "-c", "{cap/best.pt}"],
      "nope.png: not found"),
+    ("caption-no-repeat", [*CAPTION, "--no-repeat-ngram", "-1"],
+     "--no-repeat-ngram must be a whole number >= 0"),
+    ("caption-plot-under-a-file", [*CAPTION, "--plot-attention", "{a-file}/maps.png"],
+     "cannot write"),
+    ("translate-no-repeat", [*TRANSLATE, "--no-repeat-ngram", "-2"],
+     "--no-repeat-ngram must be a whole number >= 0"),
+    ("sample-no-repeat", [*SAMPLE, "--no-repeat-ngram", "-1"],
+     "--no-repeat-ngram must be a whole number >= 0"),
 ]
 
 

@@ -1,7 +1,9 @@
+import dataclasses
 import importlib.util
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from helpers import SHARED_DATA, assert_user_error, invoke
@@ -24,7 +26,8 @@ from seqgen.data.synthetic import english_words, scene_key, scenes
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu
 from seqgen.models.captioner import CaptionConfig, ShowAndTell
-from seqgen.models.encoders import SMALL_SPEC, build_encoder, freeze
+from seqgen.models.encoders import SMALL_SPEC, build_encoder, freeze, pool_grid
+from seqgen.tasks.caption import feature_cache
 from seqgen.tokenizers import UNK_ID
 
 FLICKR = SHARED_DATA / "flickr8k-mini"
@@ -199,26 +202,45 @@ def test_cached_features_equal_fresh_ones(tmp_path, flickr):
     freeze(encoder)
     transform = eval_transform(info.spec)
     cache = FeatureCache(tmp_path, f"{info.name}|{info.weights_id}")
-    fresh, failed, hits = encode_images(encoder, paths, transform, torch.device("cpu"))
-    first, _, hits_first = encode_images(encoder, paths, transform, torch.device("cpu"),
-                                         cache=cache)
-    again, _, hits_again = encode_images(encoder, paths, transform, torch.device("cpu"),
-                                         cache=cache)
+    cpu, shape = torch.device("cpu"), info.grid_shape
+    fresh, failed, hits = encode_images(encoder, paths, transform, cpu, shape)
+    first, _, hits_first = encode_images(encoder, paths, transform, cpu, shape, cache=cache)
+    again, _, hits_again = encode_images(encoder, paths, transform, cpu, shape, cache=cache)
     assert failed == [] and (hits_first, hits_again) == (0, 4)
-    assert fresh.shape == (4, info.feature_dim)
-    assert torch.allclose(fresh, again, atol=1e-5) and torch.equal(first, again)
+    # The cache holds each image's grid, in float16; pooling it gives the encoder's features.
+    assert fresh.shape == (4, *shape) and again.dtype == torch.float16
+    assert torch.equal(fresh, again) and torch.equal(first, again)
+    with torch.no_grad():
+        pooled = encoder(torch.stack([transform(load_image(p)) for p in paths]))
+        assert torch.allclose(pool_grid(encoder, again.float()), pooled, atol=2e-2, rtol=1e-2)
     if HAS_LITE0:
-        assert info.feature_dim == 1280
+        assert shape == (1280, 7, 7) and info.feature_dim == 1280
     # An edited image is encoded again; other encoder weights never see these features.
     edited = tmp_path / "edited.jpg"
     shutil.copy(paths[0], edited)
-    encode_images(encoder, [edited], transform, torch.device("cpu"), cache=cache)
+    encode_images(encoder, [edited], transform, cpu, shape, cache=cache)
     load_image(paths[1]).save(edited)
-    _, _, hits = encode_images(encoder, [edited], transform, torch.device("cpu"), cache=cache)
+    _, _, hits = encode_images(encoder, [edited], transform, cpu, shape, cache=cache)
     assert hits == 0
     other = FeatureCache(tmp_path, f"{info.name}|other-weights")
-    _, _, hits = encode_images(encoder, paths, transform, torch.device("cpu"), cache=other)
+    _, _, hits = encode_images(encoder, paths, transform, cpu, shape, cache=other)
     assert hits == 0
+
+
+def test_a_changed_grid_shape_never_reuses_cached_grids(tmp_path):
+    encoder, info = build_encoder("small-cnn")
+    freeze(encoder)
+    wider = dataclasses.replace(info, grid_shape=(64, 8, 8))
+    assert feature_cache(tmp_path, encoder, info).dir != feature_cache(tmp_path, encoder,
+                                                                       wider).dir
+    # Within one folder, an entry of another shape is encoded again, never read as this one.
+    path = tmp_path / "scene.png"
+    next(iter(scenes(1, 0))).render(64).save(path)
+    cache = feature_cache(tmp_path, encoder, info)
+    cache.put(path, np.zeros((64, 8, 8), dtype=np.float16))
+    grids, _, hits = encode_images(encoder, [path], eval_transform(info.spec),
+                                   torch.device("cpu"), info.grid_shape, cache=cache)
+    assert hits == 0 and grids.shape == (1, 64, 4, 4) and grids.abs().sum() > 0
 
 
 @pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0 extra not installed")

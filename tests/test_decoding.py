@@ -178,3 +178,26 @@ def test_sampling_options_that_give_no_distribution_are_refused():
             list(generate(lambda t, s: (logits, s), None, logits, 3, **bad))
     with pytest.raises(UserError, match="--alpha"):
         beam_search(lambda t, s: (logits, s), lambda s, i: s, None, 2, BOS, EOS, 3, alpha=-0.5)
+
+
+def _ngrams(tokens, n):
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def test_no_repeat_ngram_stops_a_search_that_loops():
+    # 4 → 5 → 6 → 4 → ... is by far the likeliest path: every search repeats it.
+    model = TableModel({BOS: {4: 0.9, 7: 0.1}, 4: {5: 0.9, 7: 0.1}, 5: {6: 0.9, 7: 0.1},
+                        6: {4: 0.8, 5: 0.1, EOS: 0.1}, 7: {EOS: 0.6, 4: 0.4}})
+    greedy = sample_search(model.step, None, 1, BOS, EOS, 12)[0].tokens
+    beam = beam_search(model.step, model.reorder, None, 1, BOS, EOS, 12, beam_size=3)[0][0]
+    assert _ngrams(greedy, 2).count((4, 5)) > 1 and _ngrams(beam.tokens, 2).count((4, 5)) > 1
+    for n in (2, 3):
+        greedy = sample_search(model.step, None, 1, BOS, EOS, 12, no_repeat_ngram=n)[0]
+        beams = beam_search(model.step, model.reorder, None, 1, BOS, EOS, 12, beam_size=3,
+                            n_best=3, no_repeat_ngram=n)[0]
+        for tokens in [greedy.tokens] + [h.tokens for h in beams]:
+            grams = _ngrams(tokens, n)
+            assert len(grams) == len(set(grams)), (n, tokens)
+        assert greedy.tokens[:3] == [4, 5, 6]  # only repeats are banned
+    with pytest.raises(UserError, match="--no-repeat-ngram"):
+        sample_search(model.step, None, 1, BOS, EOS, 12, no_repeat_ngram=-1)

@@ -325,15 +325,15 @@ def test_validation_bleu_reads_a_random_sample_in_the_models_case():
     data = prepare_translate_data(PAIRS, val, PairOptions(min_freq=1, lowercase=True), 4,
                                   seed=3, val_bleu_sentences=10)
     assert len(data.val.sample) == 10 and data.val.sample != list(range(10))
-    lengths = [len(data.val.sources[i]) for i in data.val.sample]
-    assert max(lengths) > max(len(s) for s in data.val.sources[:10])
+    lengths = [len(data.val.inputs[i]) for i in data.val.sample]
+    assert max(lengths) > max(len(s) for s in data.val.inputs[:10])
 
     asked = []
 
     class Echo(Translator):  # "translates" into the reference, lowercased
         def greedy(self, sentences, batch_size=100):
             asked.append(list(sentences))
-            refs = dict(zip(data.val.sources, data.val.references))
+            refs = dict(zip(data.val.inputs, data.val.references))
             return [refs[s][0].lower() for s in sentences]
 
     task = TranslateTask(data.src_tokenizer, data.tgt_tokenizer)
@@ -347,7 +347,7 @@ def test_validation_bleu_reads_a_random_sample_in_the_models_case():
     finally:
         module.Translator = original
     assert bleu == pytest.approx(100.0)  # lowercased output against cased references
-    assert asked == [[data.val.sources[i] for i in data.val.sample], data.val.sources]
+    assert asked == [[data.val.inputs[i] for i in data.val.sample], data.val.inputs]
 
 
 def test_scheduled_sampling_decays_from_teacher_forcing_to_the_rate():
@@ -371,3 +371,18 @@ def test_the_final_validation_equals_evaluate_translate_with_greedy_search(train
                     trained.parent / "last.pt", "--beam", 1, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["bleu"] == pytest.approx(final["bleu"], abs=1e-3)
+
+
+@pytest.mark.parametrize("attention", ["luong", "concat"])
+def test_weights_of_earlier_versions_load_into_the_shared_attention(attention):
+    from seqgen.tasks.translate import legacy_state
+
+    config = Seq2SeqConfig(10, 10, embed=4, hidden=6, attention=attention)
+    torch.manual_seed(0)
+    saved = Seq2Seq(config).state_dict()
+    # Earlier versions kept the attention layers on the model: attn_key, attn_query, attn_v.
+    earlier = {name.replace("attention.", "attn_"): w for name, w in saved.items()}
+    assert any(name.startswith("attn_") for name in earlier)
+    model = Seq2Seq(config)
+    model.load_state_dict(legacy_state(earlier))
+    assert all(torch.equal(w, model.state_dict()[name]) for name, w in saved.items())

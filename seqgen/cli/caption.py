@@ -22,6 +22,7 @@ from seqgen.cli.common import (
     Embed,
     Hidden,
     Layers,
+    NoRepeatNgram,
     Precision,
     command,
     given_options,
@@ -34,8 +35,10 @@ from seqgen.cli.common import (
 )
 from seqgen.config import CAPTION_TRAINING as PRESET
 from seqgen.config import CaptionConfig
+from seqgen.errors import UserError
 
-CAPTION_MODEL = ("cell", "layers", "hidden", "embed", "dropout")
+CAPTION_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "attention", "alpha_c")
+DEFAULT_ATTENTION = "soft"  # chosen by measurement: see the README's captioning benchmarks
 
 CaptionFormat = Annotated[str, typer.Option(
     "--format", help="Caption file layout: auto, coco, karpathy, flickr8k, csv or jsonl.")]
@@ -79,6 +82,13 @@ def train_caption_cmd(
     ] = True,
     val_images: Annotated[int, typer.Option(
         "--val-images", help="Validation images captioned for BLEU at each validation.")] = 200,
+    attention: Annotated[str, typer.Option(
+        "--attention", help="soft: attend over the encoder's grid of regions before each "
+        "word (Show, Attend and Tell); none: one pooled image vector (Show and Tell).")
+    ] = DEFAULT_ATTENTION,
+    alpha_c: Annotated[float, typer.Option(
+        "--alpha-c", help="Weight of the doubly stochastic attention regulariser (soft): "
+        "every region should be looked at over a caption.")] = CaptionConfig.alpha_c,
     cell: Cell = CaptionConfig.cell,
     layers: Layers = CaptionConfig.layers,
     hidden: Hidden = CaptionConfig.hidden,
@@ -86,7 +96,7 @@ def train_caption_cmd(
     dropout: Dropout = CaptionConfig.dropout,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Train a Show-and-Tell captioner on images and their captions."""
+    """Train a captioner (Show, Attend and Tell, or Show and Tell) on images and captions."""
     from seqgen.tasks.caption import CaptionDataOptions, EncoderOptions, train_caption
 
     config = train_config(PRESET, "caption", ctx)
@@ -115,17 +125,32 @@ def caption_cmd(
     max_len: Annotated[int, typer.Option("--max-len", help="Words per caption at most.")] = 20,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable samples.")
                     ] = None,
+    no_repeat_ngram: NoRepeatNgram = 0,
+    plot_attention: Annotated[Path | None, typer.Option(
+        "--plot-attention", help="Save where the model looked before each word, one panel "
+        "per word (attention models; needs matplotlib: pip install 'seqgen[plots]'). With "
+        "several images, one file each, named after the image.")] = None,
     as_json: AsJson = False,
     device: Device = "auto",
     precision: Precision = "auto",
 ) -> None:
     """Caption images with a trained captioner."""
-    from seqgen.tasks.caption import caption_files, load_captioner
+    from seqgen.tasks.caption import caption_files, load_captioner, plot_caption_attention
 
     model, tokenizer, spec, _ = load_captioner(checkpoint, device)
+    if plot_attention is not None and model.config.attention != "soft":
+        raise UserError(f"{checkpoint} has no attention to plot (trained with --attention "
+                        "none)")
     with inference_precision(precision, device):
         results, skipped = caption_files(model, tokenizer, spec, images, beam, n_best, temp,
-                                         max_len, alpha, seed)
+                                         max_len, alpha, seed,
+                                         no_repeat_ngram=no_repeat_ngram)
+        for r in results if plot_attention is not None else []:
+            target = plot_attention if len(images) == 1 else plot_attention.with_name(
+                f"{plot_attention.stem}-{Path(r.image).stem}{plot_attention.suffix}")
+            plot_caption_attention(model, tokenizer, spec, Path(r.image),
+                                   tokenizer.encode(r.captions[0][0]), target)
+            sys.stderr.write(f"attention of {r.image} saved to {target}\n")
     if as_json:
         out.print(json.dumps([{"image": r.image, "captions": [
             {"caption": text, "logprob": round(lp, 4)} for text, lp in r.captions]}
@@ -172,6 +197,7 @@ def evaluate_caption_cmd(
     table = Table(show_header=False, box=None)
     for n in (1, 2, 3, 4):
         table.add_row(f"BLEU-{n}", f"{metrics[f'bleu{n}']:.2f}")
+    table.add_row("distinct captions", f"{metrics['distinct']:.0%}")
     table.add_row("images", f"{metrics['images']:,} ({metrics['split']} split)")
     if metrics["skipped"]:
         table.add_row("unreadable images", str(metrics["skipped"]))

@@ -131,6 +131,9 @@ Beam = Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy search
 Alpha = Annotated[float, typer.Option(
     "--alpha", help="Beam length penalty ((5+len)/6)^alpha; 0 is none.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NoRepeatNgram = Annotated[int, typer.Option(
+    "--no-repeat-ngram", help="Never repeat an n-gram of this length within one output "
+    "(0: allow repeats).")]
 
 
 def training_options(preset: TrainConfig):

@@ -21,6 +21,7 @@ from seqgen.cli.common import (
     Encoding,
     Hidden,
     Layers,
+    NoRepeatNgram,
     Precision,
     command,
     given_options,
@@ -100,16 +101,18 @@ def sample_cmd(
     num_samples: Annotated[int, typer.Option(
         "--num-samples", "-n", help="Independent samples, generated as one batch.")] = 1,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable samples.")] = None,
+    no_repeat_ngram: NoRepeatNgram = 0,
     device: Device = "auto",
     precision: Precision = "auto",
 ) -> None:
     """Generate text from a trained language model, streamed as it is produced."""
-    from seqgen.decoding import check_sampling
+    from seqgen.decoding import check_no_repeat, check_sampling
     from seqgen.tasks.lm import load_lm, sample_tokens, start_tokens
 
     if length < 1 or num_samples < 1:
         raise UserError("--length and --num-samples must be positive")
     check_sampling(temp, top_k, top_p)
+    check_no_repeat(no_repeat_ngram)
     model, tokenizer, _ = load_lm(checkpoint, device)
     unknown = tokenizer.unknown_pieces(prime)
     if unknown:
@@ -124,7 +127,7 @@ def sample_cmd(
         write(prime)
     with inference_precision(precision, str(model_device)):
         for tokens in sample_tokens(model, tokenizer, prime, length, temp, top_k, top_p,
-                                    num_samples, seed, model_device):
+                                    num_samples, seed, model_device, no_repeat_ngram):
             for i, token in enumerate(tokens.tolist()):
                 piece = tokenizer.piece_text(previous[i], token)
                 previous[i] = token

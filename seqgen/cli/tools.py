@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from seqgen.cli.common import AsJson, Device, Out, Seed, TimeBudget, command, err, out
+from seqgen.cli.common import AsJson, Device, Out, Seed, command, err, out
 from seqgen.config import LM_TRAINING, parse_duration
 
 
@@ -35,11 +35,13 @@ def info_cmd(
 @command("demo")
 def demo_cmd(
     out_dir: Out = Path("checkpoints/demo"),
-    time_budget: TimeBudget = "60s",
+    time_budget: Annotated[str, typer.Option(
+        "--time-budget", help="Training time of the whole demo (e.g. 4m), shared by its "
+        "three models: the captioner gets most of it.")] = "4m",
     device: Device = "auto",
     seed: Seed = 0,
 ) -> None:
     """Train small models on the built-in shapes world and show what they learned."""
     from seqgen.demo import run_demo
 
-    run_demo(out_dir, parse_duration(time_budget) or 60.0, device, seed, out, err)
+    run_demo(out_dir, parse_duration(time_budget) or 240.0, device, seed, out, err)

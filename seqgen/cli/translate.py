@@ -23,6 +23,7 @@ from seqgen.cli.common import (
     Encoding,
     Hidden,
     Layers,
+    NoRepeatNgram,
     Precision,
     command,
     err,
@@ -165,13 +166,18 @@ def translate_cmd(
     plot_attention: Annotated[Path | None, typer.Option(
         "--plot-attention", help="Save the attention of the first sentence's translation as "
         "an image (needs matplotlib: pip install 'seqgen[plots]').")] = None,
+    no_repeat_ngram: NoRepeatNgram = 0,
 ) -> None:
     """Translate sentences with a trained model (arguments, --input file or stdin)."""
+    from seqgen.decoding import check_no_repeat
     from seqgen.tasks.translate import check_search, load_translator
 
     if text and input_file:
         raise UserError("give sentences as arguments or --input, not both")
     check_search(beam, n_best, max_len_ratio, batch_size, alpha)
+    check_no_repeat(no_repeat_ngram)
+    search = dict(beam=beam, alpha=alpha, n_best=n_best, max_len_ratio=max_len_ratio,
+                  batch_size=batch_size, no_repeat_ngram=no_repeat_ngram)
     translator, _ = load_translator(checkpoint, device)
     interactive = not text and input_file is None and sys.stdin.isatty()
     with inference_precision(precision, device):
@@ -179,8 +185,7 @@ def translate_cmd(
             err.print("type a sentence and press Enter (Ctrl-D to quit)", markup=False)
             for line in sys.stdin:
                 if line.strip():
-                    _print_translations([line.strip()], translator, beam, alpha, n_best,
-                                        max_len_ratio, batch_size, plot_attention)
+                    _print_translations([line.strip()], translator, search, plot_attention)
             return
         if text:
             sentences = list(text)
@@ -190,21 +195,19 @@ def translate_cmd(
             sentences = read_lines(input_file, encoding)
         else:
             sentences = sys.stdin.read().removeprefix("\ufeff").splitlines()
-        _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio,
-                            batch_size, plot_attention)
+        _print_translations(sentences, translator, search, plot_attention)
 
 
-def _print_translations(sentences, translator, beam, alpha, n_best, max_len_ratio, batch_size,
-                        plot_attention=None):
+def _print_translations(sentences, translator, search: dict, plot_attention=None):
     unknown = sorted({w for s in sentences for w in translator.src_tokenizer.unknown_pieces(s)})
     if unknown:
         shown = ", ".join(map(repr, unknown[:10])) + (" …" if len(unknown) > 10 else "")
         sys.stderr.write(f"warning: the model never saw {shown} in training; read as <unk>\n")
-    results = translator.translate(sentences, beam, alpha, n_best, max_len_ratio, batch_size)
+    results = translator.translate(sentences, **search)
     for sentence, hyps in zip(sentences, results):
         if not sentence.strip():
             sys.stdout.write("\n")
-        elif n_best == 1:
+        elif search["n_best"] == 1:
             sys.stdout.write(hyps[0].text + "\n")
         else:
             for k, h in enumerate(hyps, 1):

@@ -1,7 +1,9 @@
 """Image encoders for captioning: torchvision backbones, EfficientNet-Lite0, a small CNN.
 
-Every encoder maps a normalised image batch (B, 3, H, W) to pooled features (B, F) and comes
-with the ``TransformSpec`` its weights expect.
+Every encoder maps a normalised image batch (B, 3, H, W) to its last convolutional grid
+(B, D, h, w) (``image_grid``: what an attending decoder looks over) and to pooled features
+(B, F) (the module's own call, equal to ``pool_grid`` of the grid), and comes with the
+``TransformSpec`` its weights expect.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class EncoderInfo:
     name: str
     pretrained: bool
     weights_id: str  # what the weights are: for the feature-cache key
-    feature_dim: int
+    feature_dim: int  # pooled features
+    grid_shape: tuple[int, int, int]  # (channels, height, width) of the grid
     spec: TransformSpec
 
 
@@ -55,18 +58,56 @@ class SmallCNN(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * 16, feature_dim),
                                   nn.ReLU(inplace=True))
 
+    def grid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def pool(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.head(grid)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.pool(self.grid(x))
 
 
 class Lite0(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def grid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x)
+
+    def pool(self, grid: torch.Tensor) -> torch.Tensor:
+        return grid.mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.net.extract_features(x)).flatten(1)
+        return self.pool(self.grid(x))
+
+
+def image_grid(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The encoder's last convolutional grid (B, D, h, w): for a torchvision backbone, what
+    its global average pooling reads."""
+    if hasattr(encoder, "grid"):
+        return encoder.grid(images)
+    if not hasattr(encoder, "avgpool"):  # densenet pools with a function, after a relu
+        return torch.relu(encoder.features(images))
+    seen: list[torch.Tensor] = []
+    handle = encoder.avgpool.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    try:
+        encoder(images)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def pool_grid(encoder: nn.Module, grid: torch.Tensor) -> torch.Tensor:
+    """The encoder's pooled features (B, F) from its grid: the same as calling it on the
+    images, so a cache of grids serves decoders with and without attention."""
+    if hasattr(encoder, "pool"):
+        return encoder.pool(grid)
+    mean = grid.mean((2, 3), keepdim=True)
+    if encoder.__class__.__name__ == "ConvNeXt":  # its head keeps a norm after the pooling
+        return encoder.classifier(mean).flatten(1)
+    return mean.flatten(1)
 
 
 def _lite0(pretrained: bool) -> tuple[nn.Module, str]:
@@ -174,9 +215,10 @@ def build_encoder(name: str, pretrained: bool = True, weights_file: Path | None 
         model = _strip_head(model)
     model.eval()
     with torch.no_grad():
-        dim = model(torch.zeros(1, 3, spec.crop, spec.crop)).flatten(1).size(1)
+        grid = image_grid(model, torch.zeros(1, 3, spec.crop, spec.crop))
+        dim = pool_grid(model, grid).size(1)
     used = pretrained or weights_file is not None
-    return model, EncoderInfo(name, used, weights_id, dim, spec)
+    return model, EncoderInfo(name, used, weights_id, dim, tuple(grid.shape[1:]), spec)
 
 
 def weights_digest(module: nn.Module) -> str:

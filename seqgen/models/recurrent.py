@@ -26,7 +26,8 @@ def _float(state):
 
 
 class Float32Recurrence:
-    """Mixin for ``nn.RNNBase`` subclasses: the fused call runs with autocast off."""
+    """Mixin for ``nn.RNNBase`` and ``nn.RNNCellBase`` subclasses: the call runs with autocast
+    off."""
 
     def forward(self, input, hx=None):
         if isinstance(input, PackedSequence):
@@ -48,6 +49,18 @@ class GRU(Float32Recurrence, nn.GRU):
 
 
 class RNN(Float32Recurrence, nn.RNN):
+    pass
+
+
+class LSTMCell(Float32Recurrence, nn.LSTMCell):
+    pass
+
+
+class GRUCell(Float32Recurrence, nn.GRUCell):
+    pass
+
+
+class RNNCell(Float32Recurrence, nn.RNNCell):
     pass
 
 
@@ -81,7 +94,22 @@ def make_rnn(
     return rnn
 
 
-def initialise(rnn: nn.RNNBase, cell: str, init: str = "default",
+def make_cell(cell: str, input_size: int, hidden: int, init: str = "default",
+              forget_bias: float | None = 1.0) -> nn.RNNCellBase:
+    """One float32 LSTM / GRU / RNN cell, for decoders that need each step's output before
+    the next step's input (attention over an image)."""
+    check_cell(cell)
+    if cell == "lstm":
+        rnn: nn.RNNCellBase = LSTMCell(input_size, hidden)
+    elif cell == "gru":
+        rnn = GRUCell(input_size, hidden)
+    else:
+        rnn = RNNCell(input_size, hidden, nonlinearity="relu" if cell == "rnn-relu" else "tanh")
+    initialise(rnn, cell, init, forget_bias)
+    return rnn
+
+
+def initialise(rnn: nn.RNNBase | nn.RNNCellBase, cell: str, init: str = "default",
                forget_bias: float | None = 1.0) -> None:
     """LSTM biases zero but the forget gate's, ``forget_bias`` (Jozefowicz et al. 2015; None
     keeps PyTorch's biases); IRNN identity recurrence (Le et al.)."""

@@ -17,12 +17,12 @@ training targets step by step, several times slower on a CPU.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqgen.config import Seq2SeqConfig
 from seqgen.errors import UserError
+from seqgen.models.attention import Attention
 from seqgen.models.recurrent import make_rnn
 from seqgen.tokenizers import PAD_ID
 
@@ -42,13 +42,9 @@ class Seq2Seq(nn.Module):
         self.bridge_c = nn.Linear(enc_size, c.hidden) if self.lstm else None
         feed = c.hidden if c.input_feeding else 0
         self.decoder = make_rnn(c.cell, c.embed + feed, c.hidden, c.layers, c.dropout)
-        if c.attention == "luong":
-            self.attn_key = nn.Linear(enc_size, c.hidden, bias=False)
-        elif c.attention == "concat":
-            self.attn_key = nn.Linear(enc_size, c.hidden, bias=True)
-            self.attn_query = nn.Linear(c.hidden, c.hidden, bias=False)
-            self.attn_v = nn.Linear(c.hidden, 1, bias=False)
         if c.attention != "none":
+            score = "luong" if c.attention == "luong" else "additive"
+            self.attention = Attention(score, enc_size, c.hidden)
             self.combine = nn.Linear(enc_size + c.hidden, c.hidden, bias=False)
         self.out = nn.Linear(c.hidden, c.tgt_vocab)
         for emb in (self.src_embed, self.tgt_embed):
@@ -78,7 +74,7 @@ class Seq2Seq(nn.Module):
         state = bridge(h, self.bridge)
         if self.lstm:
             state = (state, bridge(final[1], self.bridge_c))
-        keys = self.attn_key(memory) if c.attention != "none" else None
+        keys = self.attention.keys(memory) if c.attention != "none" else None
         return memory, keys, mask, state
 
     # -------------------------------------------------------------- attention
@@ -87,14 +83,7 @@ class Seq2Seq(nn.Module):
         """query (B, T, H) → attentional vectors (B, T, H) (and weights (B, T, S))."""
         if self.config.attention == "none":
             return query, None
-        if self.config.attention == "luong":
-            scores = torch.bmm(query, keys.transpose(1, 2))
-        else:
-            q = self.attn_query(query)
-            scores = self.attn_v(torch.tanh(keys.unsqueeze(1) + q.unsqueeze(2))).squeeze(-1)
-        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
-        weights = scores.softmax(-1)
-        context = torch.bmm(weights, memory)
+        context, weights = self.attention(query, memory, keys, mask)
         h = torch.tanh(self.combine(torch.cat([context, query], dim=-1)))
         return h, (weights if return_weights else None)
 
@@ -195,10 +184,3 @@ class Seq2Seq(nn.Module):
 
         state = tuple(pick(s, 1) for s in state) if isinstance(state, tuple) else pick(state, 1)
         return (memory, keys, mask, state, pick(feed), rows)
-
-
-def masked_token_loss(logits: torch.Tensor, target: torch.Tensor,
-                      label_smoothing: float = 0.0) -> torch.Tensor:
-    """Summed cross-entropy over the non-padding target tokens."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID,
-                           reduction="sum", label_smoothing=label_smoothing)

@@ -1,5 +1,5 @@
-"""Image captioning: the glue between caption files, encoder, Show-and-Tell decoder, trainer
-and decoding."""
+"""Image captioning: the glue between caption files, encoder, decoder (with or without
+attention), trainer and decoding."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from seqgen.checkpoint import load_checkpoint
 from seqgen.config import (
@@ -41,7 +40,15 @@ from seqgen.data.captions import (
     try_load_image,
 )
 from seqgen.data.text import default_cache_dir, writable_folder
-from seqgen.decoding import Hypothesis, beam_search, check_alpha, check_sampling, sample_search
+from seqgen.decoding import (
+    Hypothesis,
+    ban_tokens,
+    beam_search,
+    check_alpha,
+    check_no_repeat,
+    check_sampling,
+    sample_search,
+)
 from seqgen.errors import SeqgenWarning, UserError
 from seqgen.metrics import corpus_bleu
 from seqgen.models.building import (
@@ -51,9 +58,10 @@ from seqgen.models.building import (
     load_weights,
     parameter_count,
 )
-from seqgen.models.captioner import ShowAndTell
-from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze, weights_digest
+from seqgen.models.captioner import Captioner, attention_penalty, build_captioner
+from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze, pool_grid, weights_digest
 from seqgen.progress import ProgressReporter
+from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
 from seqgen.training import (
     FitResult,
@@ -67,6 +75,7 @@ from seqgen.training import (
 
 TASK = "caption"
 MAX_LEN = 20
+NEVER = (PAD_ID, UNK_ID, BOS_ID)  # tokens a caption never holds
 PRELOAD_BYTES = 512 * 2**20  # keep transformed training images in memory up to this
 
 
@@ -96,28 +105,15 @@ class EncoderOptions:
     encoder_lr: float | None = None
 
 
-@dataclass
-class ValData:
-    images: torch.Tensor  # features (N, F), or transformed images (N, 3, H, W)
-    references: list[list[str]]  # normalised captions per image
-    names: list[str]
-    batches: CaptionBatches
-
-
 # ------------------------------------------------------------------ decoding
-def decode_images(model: ShowAndTell, images: torch.Tensor, beam: int = 3, n_best: int = 1,
+def decode_images(model: Captioner, images: torch.Tensor, beam: int = 3, n_best: int = 1,
                   temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
                   generator: torch.Generator | None = None, batch_size: int = 64,
-                  ) -> list[list[Hypothesis]]:
+                  no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
     """Captions of images or features: beam search (beam > 1), greedy, or sampling
     (temperature > 0, ``n_best`` samples each)."""
     device = next(model.parameters()).device
-    never = torch.tensor([PAD_ID, UNK_ID, BOS_ID], device=device)
-
-    def step(tokens, state):
-        logits, state = model.step(tokens, state)
-        return logits.float().index_fill_(-1, never, float("-inf")), state
-
+    step = ban_tokens(model.step, NEVER)
     results: list[list[Hypothesis]] = []
     was_training = model.training
     model.eval()
@@ -131,16 +127,17 @@ def decode_images(model: ShowAndTell, images: torch.Tensor, beam: int = 3, n_bes
                 state = model.reorder(state, torch.arange(B, device=device).repeat_interleave(
                     repeat))
                 hyps = sample_search(step, state, B * repeat, BOS_ID, EOS_ID, max_len, device,
-                                     temperature=temperature, generator=generator)
+                                     temperature=temperature, generator=generator,
+                                     no_repeat_ngram=no_repeat_ngram)
                 for b in range(B):
                     group = hyps[b * repeat:(b + 1) * repeat]
                     results.append(sorted(group, key=lambda h: h.logprob, reverse=True))
             elif beam > 1:
                 results += beam_search(step, model.reorder, state, B, BOS_ID, EOS_ID, max_len,
-                                       beam, alpha, n_best, device)
+                                       beam, alpha, n_best, device, no_repeat_ngram)
             else:
                 results += [[h] for h in sample_search(step, state, B, BOS_ID, EOS_ID, max_len,
-                                                       device)]
+                                                       device, no_repeat_ngram=no_repeat_ngram)]
     model.train(was_training)
     return results
 
@@ -152,43 +149,49 @@ def bleu_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
 
 # ------------------------------------------------------------------ task
 class CaptionTask:
-    """Word cross-entropy under teacher forcing; validated by BLEU of greedy captions."""
+    """Word cross-entropy under teacher forcing (plus, with attention, the doubly stochastic
+    regulariser weighted by ``alpha_c``); validated by BLEU of greedy captions."""
 
-    def __init__(self, tokenizer: Tokenizer, max_len: int = MAX_LEN, n_preview: int = 3):
+    def __init__(self, tokenizer: Tokenizer, max_len: int = MAX_LEN, n_preview: int = 3,
+                 alpha_c: float = 0.0):
         self.tokenizer = tokenizer
         self.max_len = max_len
         self.n_preview = n_preview
-        self.val: ValData | None = None
+        self.alpha_c = alpha_c
+        self.val: DecodedValidation | None = None
+
+    @staticmethod
+    def teacher_forced(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        images, inputs, targets = batch
+        return model(images, inputs), targets
 
     def loss(self, model, batch, carry):
+        if not self.alpha_c:
+            logits, targets = self.teacher_forced(model, batch)
+            return masked_token_loss(logits, targets), None
         images, inputs, targets = batch
-        logits = model(images, inputs)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                               ignore_index=PAD_ID, reduction="sum")
-        return loss, None
+        logits, weights = model(images, inputs, return_attention=True)
+        penalty = attention_penalty(weights, targets != PAD_ID)
+        return masked_token_loss(logits, targets) + self.alpha_c * penalty, None
 
     def count_targets(self, batch) -> int:
         return int((batch[2] != PAD_ID).sum())
 
-    def evaluate(self, model, data: ValData, final: bool = False) -> dict[str, float]:
+    def evaluate(self, model, data: DecodedValidation, final: bool = False
+                 ) -> dict[str, float]:
         self.val = data
-        device = next(model.parameters()).device
-        total, count = 0.0, 0
-        for batch in data.batches.batches():
-            loss, _ = self.loss(model, tuple(t.to(device) for t in batch), None)
-            total, count = total + float(loss), count + self.count_targets(batch)
-        hyps = [h[0].tokens for h in decode_images(model, data.images, beam=1,
-                                                   max_len=self.max_len)]
-        texts = [self.tokenizer.decode(t) for t in hyps]
-        scores = bleu_scores(texts, data.references)
-        return {"loss": total / max(1, count), "bleu1": scores["bleu1"],
-                "bleu4": scores["bleu4"]}
+        loss = validation_loss(model, data.batches, self.teacher_forced)
+        chosen = list(data.chosen(final))
+        hyps = decode_images(model, data.inputs[chosen], beam=1, max_len=self.max_len)
+        texts = [self.tokenizer.decode(h[0].tokens) for h in hyps]
+        scores = bleu_scores(texts, [data.references[i] for i in chosen])
+        return {"loss": loss, "bleu1": scores["bleu1"], "bleu4": scores["bleu4"]}
 
     def preview(self, model) -> list[str]:
         if self.val is None:
             return []
         n = min(self.n_preview, len(self.val.names))
-        hyps = decode_images(model, self.val.images[:n], beam=1, max_len=self.max_len)
+        hyps = decode_images(model, self.val.inputs[:n], beam=1, max_len=self.max_len)
         return [f"  {self.val.names[i]}: {self.tokenizer.decode(hyps[i][0].tokens)}  "
                 f"(ref: {self.val.references[i][0]})" for i in range(n)]
 
@@ -258,7 +261,8 @@ def train_caption(
     reporter = reporter or ProgressReporter(quiet=train_config.quiet)
 
     device = check_training(train_config)
-    check_fits(parameter_count(lambda: ShowAndTell(CaptionConfig(1, 1, **model_options))),
+    check_fits(parameter_count(lambda: build_captioner(CaptionConfig(1, 1, grid_dim=1,
+                                                                     **model_options))),
                device, training=True)
     # The caption file and the encoder first: a bad file, a missing extra or unavailable
     # weights is told before any work on images.
@@ -279,10 +283,13 @@ def train_caption(
     if use_features:
         cache = feature_cache(cache_dir, encoder, info) if data_options.feature_cache else None
         started = time.perf_counter()
+        soft = model_options.get("attention", "none") == "soft"
         train_images, val_images, bad, hits = _features(
             encoder, info, [images_dir / e.image for e in train_entries],
-            [images_dir / e.image for e in val_entries], device, cache)
-        reporter.message(f"features: {info.name}, {train_images.size(1)} per image, "
+            [images_dir / e.image for e in val_entries], device, cache, regions=soft)
+        d, h, w = info.grid_shape
+        what = f"{h}×{w} regions of {d}" if soft else f"{info.feature_dim} pooled from its grid"
+        reporter.message(f"features: {info.name}, {what} per image, "
                          f"{hits} of {len(train_entries) + len(val_entries)} from the cache, "
                          f"{time.perf_counter() - started:.1f}s")
     else:
@@ -326,28 +333,39 @@ def train_caption(
 
 
 def feature_cache(cache_dir: Path | None, encoder, info) -> FeatureCache | None:
-    """The on-disk cache of this encoder's features: keyed by a digest of its actual weights
-    (a randomly initialised frozen encoder differs from run to run) and its transform; None,
-    with a warning, when the folder cannot be written."""
+    """The on-disk cache of this encoder's grids: keyed by a digest of its actual weights (a
+    randomly initialised frozen encoder differs from run to run), its transform and its grid
+    shape; None, with a warning, when the folder cannot be written."""
     root = Path(cache_dir or default_cache_dir())
     if not writable_folder(root / "features"):
         warnings.warn(f"the cache folder {root} is not writable: encoding images without a "
                       "cache (pass --cache-dir to choose another)", SeqgenWarning, stacklevel=2)
         return None
-    return FeatureCache(root, f"{info.name}|{weights_digest(encoder)}|{info.spec.to_dict()}")
+    return FeatureCache(root, f"{info.name}|{weights_digest(encoder)}|{info.spec.to_dict()}|"
+                              f"grid {info.grid_shape}")
 
 
-def _features(encoder, info, train: list[Path], val: list[Path], device, cache):
-    """Frozen-encoder features of the training and validation images, the paths of those that
-    would not decode, and how many came from the cache."""
+def _features(encoder, info, train: list[Path], val: list[Path], device, cache,
+              regions: bool):
+    """Frozen-encoder features of the training and validation images: regions (N, L, D),
+    float16, for soft attention, else pooled features (N, F), pooled from the same cached
+    grids; with the paths of those that would not decode, and how many came from the cache."""
     encoder.to(device)
-    feats, failed, hits = encode_images(encoder, train + val, eval_transform(info.spec), device,
-                                        cache=cache)
+    grids, failed, hits = encode_images(encoder, train + val, eval_transform(info.spec), device,
+                                        info.grid_shape, cache=cache)
+    if regions:
+        feats = grids.flatten(2).transpose(1, 2)
+    else:
+        with torch.no_grad():
+            feats = torch.cat([pool_grid(encoder, chunk.to(device).float()).cpu()
+                               for chunk in grids.split(256)]) if len(grids) else grids
     encoder.cpu()
     failed_rows = set(failed)
     train_rows = [i for i in range(len(train)) if i not in failed_rows]
     val_rows = [i for i in range(len(train), len(train) + len(val)) if i not in failed_rows]
-    return feats[train_rows], feats[val_rows], {(train + val)[i] for i in failed}, hits
+    # A slice stays a view of the memory-mapped grids; a list of rows would copy them all.
+    train_feats = feats[:len(train)] if len(train_rows) == len(train) else feats[train_rows]
+    return train_feats, feats[val_rows], {(train + val)[i] for i in failed}, hits
 
 
 def _pictures(train: list[Path], val: list[Path], transform, keep: bool):
@@ -390,33 +408,39 @@ def entries_digest(entries: Sequence[ImageCaptions]) -> str:
 
 
 def validation_data(images: torch.Tensor, captions: Sequence[Sequence[str]],
-                    names: list[str], tokenizer: Tokenizer, max_len: int = MAX_LEN) -> ValData:
-    """Validation images (or features) with all their reference captions."""
+                    names: list[str], tokenizer: Tokenizer, max_len: int = MAX_LEN
+                    ) -> DecodedValidation:
+    """Validation images (or features) with all their reference captions; every image is
+    decoded at each validation."""
     pairs = [(i, encode_caption(tokenizer, c)) for i, refs in enumerate(captions) for c in refs]
-    return ValData(images, [[normalize_caption(c) for c in refs] for refs in captions], names,
-                   CaptionBatches(images, pairs, 256, shuffle=False, max_len=max_len))
+    return DecodedValidation(CaptionBatches(images, pairs, 256, shuffle=False, max_len=max_len),
+                             images, [[normalize_caption(c) for c in refs] for refs in captions],
+                             names, list(range(len(captions))))
 
 
 def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
-                  tokenizer: Tokenizer, train_data, val: ValData, model_options: dict,
+                  tokenizer: Tokenizer, train_data, val: DecodedValidation, model_options: dict,
                   data_meta: dict, train_config: TrainConfig, reporter: ProgressReporter,
                   note: str = "", resume: bool = False, run: dict | None = None) -> FitResult:
-    """Build the Show-and-Tell model around ``encoder`` and train it with the shared trainer
-    on any batch source (caption files, or scenes drawn on the fly); ``run`` holds the
-    options that define the run (see ``seqgen.training.load_run``)."""
+    """Build the captioner (``--attention``) around ``encoder`` and train it with the shared
+    trainer on any batch source (caption files, or scenes drawn on the fly); ``run`` holds
+    the options that define the run (see ``seqgen.training.load_run``)."""
     config = from_dict(CaptionConfig, {
         **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
-        "encoder": info.name, "finetune_encoder": trainable,
+        "encoder": info.name, "finetune_encoder": trainable, "grid_dim": info.grid_shape[0],
         "encoder_lr": encoder_lr or (train_config.lr / 10 if info.pretrained
                                      else train_config.lr)})
     torch.manual_seed(train_config.seed)
-    model = build_model(lambda: ShowAndTell(config, encoder),
+    model = build_model(lambda: build_captioner(config, encoder),
                         resolve_device(train_config.device))
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
     reporter.message(
         f"model: {info.name} encoder ({'trained' if trainable else 'frozen'}"
         f"{', ' + note if note else ''}), {config.layers}×{config.hidden} "
-        f"{config.cell} decoder, {n_params / 1e6:.2f}M decoder parameters, "
+        f"{config.cell} decoder"
+        + (f" with soft attention over {info.grid_shape[1]}×{info.grid_shape[2]} regions"
+           if config.attention == "soft" else "")
+        + f", {n_params / 1e6:.2f}M decoder parameters, "
         f"{len(train_data)} batches per epoch")
     meta = {
         "task": TASK,
@@ -426,7 +450,8 @@ def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
         "data": {"transform": info.spec.to_dict(), "encoder_weights": info.weights_id,
                  **data_meta},
     }
-    task = CaptionTask(tokenizer, MAX_LEN)
+    task = CaptionTask(tokenizer, MAX_LEN,
+                       alpha_c=config.alpha_c if config.attention == "soft" else 0.0)
     task.val = val
     trainer = Trainer(model, task, train_data, val, train_config, meta, reporter)
     return trainer.fit(resume=resume)
@@ -443,7 +468,7 @@ def _caption_tokenizer(captions: Sequence[str], min_freq: int):
 
 # ------------------------------------------------------------------ using a trained model
 def load_captioner(checkpoint: str | Path, device: str = "auto"
-                   ) -> tuple[ShowAndTell, Tokenizer, TransformSpec, dict]:
+                   ) -> tuple[Captioner, Tokenizer, TransformSpec, dict]:
     """A trained captioner, its tokenizer, its image transform and the checkpoint's contents;
     everything is checked before anything is built."""
     target = resolve_device(device)
@@ -459,7 +484,7 @@ def load_captioner(checkpoint: str | Path, device: str = "auto"
                         f"model {config.vocab_size}")
     encoder, _ = from_checkpoint(checkpoint, "model configuration", lambda: build_encoder(
         config.encoder, pretrained=False, feature_dim=config.feature_dim))
-    model = build_model(lambda: ShowAndTell(config, encoder), target, training=False)
+    model = build_model(lambda: build_captioner(config, encoder), target, training=False)
     load_weights(checkpoint, model, data.get("model_state"))
     return model.to(target).eval(), tokenizer, spec, data
 
@@ -470,10 +495,10 @@ class Captioned:
     captions: list[tuple[str, float]]  # text, log-probability; best first
 
 
-def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
+def caption_files(model: Captioner, tokenizer: Tokenizer, spec: TransformSpec,
                   paths: Sequence[Path], beam: int = 3, n_best: int = 1,
                   temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
-                  seed: int | None = None, batch_size: int = 16,
+                  seed: int | None = None, batch_size: int = 16, no_repeat_ngram: int = 0,
                   ) -> tuple[list[Captioned], list[tuple[str, str]]]:
     """Caption image files; returns the captions, and the files that could not be read with
     the reason."""
@@ -481,6 +506,7 @@ def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
         raise UserError("--beam, --n-best and --max-len must be positive")
     check_sampling(temperature)
     check_alpha(alpha)
+    check_no_repeat(no_repeat_ngram)
     if temperature == 0 and n_best > beam:
         raise UserError(f"--n-best {n_best} needs --beam {n_best} or more (or sampling, --temp)")
     generator = None
@@ -500,7 +526,7 @@ def caption_files(model: ShowAndTell, tokenizer: Tokenizer, spec: TransformSpec,
         if not tensors:
             continue
         hyps = decode_images(model, torch.stack(tensors), beam, n_best, temperature, max_len,
-                             alpha, generator)
+                             alpha, generator, no_repeat_ngram=no_repeat_ngram)
         for name, group in zip(names, hyps):
             results.append(Captioned(name, [(tokenizer.decode(h.tokens), h.logprob)
                                             for h in group]))
@@ -542,5 +568,74 @@ def evaluate_captions(checkpoint: str | Path, caption_file: str | Path,
         if len(examples) < n_examples:
             examples.append({"image": e.image, "caption": r.captions[0][0],
                              "references": e.captions[:3]})
-    return {**bleu_scores(hyps, refs), "images": len(hyps), "skipped": len(skipped),
-            "split": split, "examples": examples}
+    # Stock sentences: a captioner that says the same thing of many photos scores fewer here.
+    distinct = len(set(hyps)) / max(1, len(hyps))
+    return {**bleu_scores(hyps, refs), "distinct": distinct, "images": len(hyps),
+            "skipped": len(skipped), "split": split, "examples": examples}
+
+
+# ------------------------------------------------------------------ attention maps
+@torch.no_grad()
+def caption_attention(model: Captioner, image: torch.Tensor, tokens: Sequence[int]
+                      ) -> torch.Tensor:
+    """Where the model looked before each word of a caption of one transformed image:
+    (words, grid height, grid width), each map summing to 1."""
+    if model.config.attention != "soft":
+        raise UserError("this captioner has no attention to show (trained with "
+                        "--attention none)")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    inputs = torch.tensor([[BOS_ID, *tokens[:-1]]] if tokens else [[BOS_ID]], device=device)
+    _, weights = model(image.unsqueeze(0).to(device), inputs, return_attention=True)
+    model.train(was_training)
+    regions = weights.size(-1)
+    side = int(round(regions ** 0.5))
+    return weights[0].float().cpu().view(len(inputs[0]), side, regions // side)
+
+
+def plot_caption_attention(model: Captioner, tokenizer: Tokenizer, spec: TransformSpec,
+                           image_path: Path, caption_tokens: Sequence[int], out: Path) -> int:
+    """Save one panel per word: the photo as the model saw it, under the attention map that
+    came before the word, upsampled (as in the figures of Xu et al.); returns how many panels
+    the figure has. Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--plot-attention needs matplotlib: pip install 'seqgen[plots]'") \
+            from None
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+
+    picture, why = try_load_image(image_path)
+    if picture is None:
+        raise UserError(f"cannot read {image_path}: {why}")
+    words = [tokenizer.itos[t] for t in caption_tokens]
+    if not words:
+        raise UserError(f"{image_path}: the caption is empty, so there is no attention to show")
+    maps = caption_attention(model, eval_transform(spec)(picture), list(caption_tokens))
+    seen = T.CenterCrop(spec.crop)(T.Resize(spec.resize, antialias=True)(picture))
+    cols = min(5, len(words))
+    rows = -(-len(words) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    for ax, word, weights in zip(axes.flat, words, maps):
+        scaled = (weights / max(float(weights.max()), 1e-9)).numpy()
+        overlay = Image.fromarray(np.uint8(scaled * 255)).resize(seen.size, Image.BILINEAR)
+        ax.imshow(seen)
+        ax.imshow(np.asarray(overlay), cmap="gray", alpha=0.6, vmin=0, vmax=255)
+        ax.set_title(word)
+        ax.axis("off")
+    for ax in list(axes.flat)[len(words):]:
+        fig.delaxes(ax)
+    fig.tight_layout()
+    try:
+        fig.savefig(out)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot write {out}: {exc}") from None
+    finally:
+        plt.close(fig)
+    return len(fig.axes)

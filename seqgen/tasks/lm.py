@@ -31,7 +31,7 @@ from seqgen.data.text import (
     stream_chunks,
     tokenize_files,
 )
-from seqgen.decoding import generate
+from seqgen.decoding import ban_tokens, generate
 from seqgen.errors import UserError
 from seqgen.metrics import perplexity
 from seqgen.models.building import (
@@ -63,6 +63,7 @@ from seqgen.training import (
 )
 
 TASK = "lm"
+NEVER = (PAD_ID, BOS_ID, EOS_ID)  # padding and sentence markers never occur in a corpus
 
 
 @dataclass
@@ -345,6 +346,7 @@ def sample_tokens(
     num_samples: int = 1,
     seed: int | None = None,
     device: torch.device | str = "cpu",
+    no_repeat_ngram: int = 0,
 ) -> Iterator[torch.Tensor]:
     """Yield one token per sample per step; the prime is read once, then each step is O(1)."""
     ids = start_tokens(tokenizer, prime)
@@ -356,15 +358,11 @@ def sample_tokens(
         generator.manual_seed(seed)
     prime_t = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0)
     logits, state = model(prime_t.expand(num_samples, -1).contiguous())
-
-    def step(tokens: torch.Tensor, state):
-        logits, state = model.step(tokens, state)
-        return logits.index_fill(-1, never, float("-inf")), state
-
-    # Padding and sentence markers never occur in a language-model corpus.
-    never = torch.tensor([PAD_ID, BOS_ID, EOS_ID], device=device)
-    first = logits[:, -1].index_fill(-1, never, float("-inf"))
-    for tokens, _ in generate(step, state, first, length, temperature, top_k, top_p, generator):
+    step = ban_tokens(model.step, NEVER)
+    first = logits[:, -1].float().index_fill(-1, torch.tensor(NEVER, device=device),
+                                             float("-inf"))
+    for tokens, _ in generate(step, state, first, length, temperature, top_k, top_p, generator,
+                              no_repeat_ngram=no_repeat_ngram):
         yield tokens
 
 

@@ -21,7 +21,14 @@ from seqgen.data.pairs import (
     read_tsv_pairs,
     sorted_batches,
 )
-from seqgen.decoding import Hypothesis, beam_search, check_alpha, sample_search
+from seqgen.decoding import (
+    Hypothesis,
+    ban_tokens,
+    beam_search,
+    check_alpha,
+    check_no_repeat,
+    sample_search,
+)
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references, perplexity
 from seqgen.models.building import (
@@ -31,8 +38,9 @@ from seqgen.models.building import (
     load_weights,
     parameter_count,
 )
-from seqgen.models.seq2seq import Seq2Seq, masked_token_loss
+from seqgen.models.seq2seq import Seq2Seq
 from seqgen.progress import ProgressReporter
+from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -108,19 +116,11 @@ def split_by_source(pairs: list[tuple[str, str]], fraction: float, seed: int
 
 
 @dataclass
-class ValData:
-    batches: PairBatches  # every validation pair, for the loss
-    sources: list[str]  # every distinct source, with
-    references: list[list[str]]  # all its translations
-    sample: list[int]  # the sources decoded for BLEU during training (a fixed random sample)
-
-
-@dataclass
 class TranslateData:
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
     train: PairBatches
-    val: ValData
+    val: DecodedValidation  # inputs: every distinct source; sample: a fixed random share
     dropped: int = 0  # training pairs over --max-len
 
 
@@ -166,7 +166,8 @@ def prepare_translate_data(
     sample = sorted(random.Random(seed).sample(range(len(val_sources)), n))
     return TranslateData(
         src_tok, tgt_tok, PairBatches(sources, targets, batch_size, seed),
-        ValData(PairBatches(vs, vt, batch_size, shuffle=False), val_sources, val_refs, sample),
+        DecodedValidation(PairBatches(vs, vt, batch_size, shuffle=False), val_sources, val_refs,
+                          val_sources, sample),
         dropped,
     )
 
@@ -206,17 +207,18 @@ class Translator:
 
     @torch.no_grad()
     def translate(self, sentences: Sequence[str], beam: int = 1, alpha: float = 0.0,
-                  n_best: int = 1, max_len_ratio: float = 2.0, batch_size: int = 64
-                  ) -> list[list[Translation]]:
+                  n_best: int = 1, max_len_ratio: float = 2.0, batch_size: int = 64,
+                  no_repeat_ngram: int = 0) -> list[list[Translation]]:
         """The ``n_best`` translations of each sentence, best first (greedy when beam is 1)."""
         check_search(beam, n_best, max_len_ratio, batch_size, alpha)
+        check_no_repeat(no_repeat_ngram)
         was_training = self.model.training
         self.model.eval()
         encoded = [self.src_tokenizer.encode(s) for s in sentences]
         results: list[list[Translation]] = [[] for _ in sentences]
         for index in sorted_batches([len(e) for e in encoded], batch_size):
             hyps = self.translate_ids([encoded[i] for i in index], beam, alpha, n_best,
-                                      max_len_ratio)
+                                      max_len_ratio, no_repeat_ngram)
             for i, h in zip(index, hyps):
                 results[i] = [Translation(self.tgt_tokenizer.decode(x.tokens), x.score,
                                           x.logprob, x.tokens) for x in h]
@@ -224,23 +226,20 @@ class Translator:
         return results
 
     def translate_ids(self, sources: list[list[int]], beam: int = 1, alpha: float = 0.0,
-                      n_best: int = 1, max_len_ratio: float = 2.0) -> list[list[Hypothesis]]:
+                      n_best: int = 1, max_len_ratio: float = 2.0, no_repeat_ngram: int = 0
+                      ) -> list[list[Hypothesis]]:
         device = self.device
         src, lens = pad_batch(sources, eos=True)
         src = src.to(device)
         state = self.model.start(src, lens)
         limits = (lens.float() * max_len_ratio).ceil().long() + 2
-        never = torch.tensor(NEVER, device=device)
-
-        def step(tokens, state):
-            logits, state = self.model.step(tokens, state)
-            return logits.index_fill_(-1, never, float("-inf")), state  # a fresh tensor
-
+        step = ban_tokens(self.model.step, NEVER)
         if beam == 1:
-            hyps = sample_search(step, state, len(sources), BOS_ID, EOS_ID, limits, device)
+            hyps = sample_search(step, state, len(sources), BOS_ID, EOS_ID, limits, device,
+                                 no_repeat_ngram=no_repeat_ngram)
             return [[h] for h in hyps]
         return beam_search(step, self.model.reorder, state, len(sources), BOS_ID, EOS_ID,
-                           limits, beam, alpha, n_best, device)
+                           limits, beam, alpha, n_best, device, no_repeat_ngram)
 
     def plot_attention(self, sentence: str, translation: Translation, path: str | Path) -> None:
         """Save a heat map of the attention while producing ``translation`` (needs matplotlib)."""
@@ -310,28 +309,27 @@ class TranslateTask:
         """Called by the trainer before each step: scheduled sampling follows it."""
         self.progress = fraction
 
-    def loss(self, model, batch, carry):
+    def teacher_forced(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits for the target's tokens and the targets; scheduled sampling in training."""
         src, src_lens, tgt = batch
         tf = teacher_forcing_rate(self.teacher_forcing, self.teacher_forcing_decay,
                                   self.progress) if model.training else 1.0
-        logits = model(src, src_lens, tgt[:, :-1], tf)
-        return masked_token_loss(logits, tgt[:, 1:], self.label_smoothing), None
+        return model(src, src_lens, tgt[:, :-1], tf), tgt[:, 1:]
+
+    def loss(self, model, batch, carry):
+        logits, targets = self.teacher_forced(model, batch)
+        return masked_token_loss(logits, targets, self.label_smoothing), None
 
     def count_targets(self, batch) -> int:
         return int((batch[2][:, 1:] != PAD_ID).sum())
 
     @torch.no_grad()
-    def evaluate(self, model, data: ValData, final: bool = False) -> dict[str, float]:
-        device = next(model.parameters()).device
-        total, count = 0.0, 0
-        for src, src_lens, tgt in data.batches.batches():
-            logits = model(src.to(device), src_lens, tgt[:, :-1].to(device))
-            total += float(masked_token_loss(logits, tgt[:, 1:].to(device)))
-            count += self.count_targets((src, src_lens, tgt))
-        loss = total / max(1, count)
-        chosen = range(len(data.sources)) if final else data.sample
+    def evaluate(self, model, data: DecodedValidation, final: bool = False
+                 ) -> dict[str, float]:
+        loss = validation_loss(model, data.batches, self.teacher_forced)
+        chosen = data.chosen(final)
         translator = Translator(model, self.src_tokenizer, self.tgt_tokenizer)
-        hyps = translator.greedy([data.sources[i] for i in chosen])
+        hyps = translator.greedy([data.inputs[i] for i in chosen])
         bleu = corpus_bleu(hyps, [data.references[i] for i in chosen],
                            lowercase=self.tgt_tokenizer.lowercases)
         return {"loss": loss, "ppl": perplexity(loss), "bleu": bleu}
@@ -426,7 +424,7 @@ def train_translate(
         + (f" ({data.dropped:,} over --max-len {pair_options.max_len} dropped)"
            if data.dropped else "")
         + f", {len(held):,} for validation ({len(data.val.sample):,} of its "
-        f"{len(data.val.sources):,} sources decoded for BLEU during training, all at the end); "
+        f"{len(data.val.inputs):,} sources decoded for BLEU during training, all at the end); "
         f"source vocabulary {data.src_tokenizer.describe()}, target vocabulary "
         f"{data.tgt_tokenizer.describe()}"
     )
@@ -451,7 +449,7 @@ def train_translate(
                  "files": [p.source for p in (train_pairs, val_pairs) if p and p.source]},
     }
     task = TranslateTask(data.src_tokenizer, data.tgt_tokenizer, teacher_forcing,
-                         label_smoothing, [data.val.sources[i] for i in data.val.sample[:3]],
+                         label_smoothing, [data.val.inputs[i] for i in data.val.sample[:3]],
                          teacher_forcing_decay)
     trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
     return trainer.fit(resume=resume)
@@ -472,7 +470,7 @@ def load_translator(checkpoint: str | Path, device: str = "auto") -> tuple[Trans
                         f"tokens) do not match its model ({config.src_vocab}, "
                         f"{config.tgt_vocab})")
     model = build_model(lambda: Seq2Seq(config), target, training=False)
-    load_weights(checkpoint, model, data.get("model_state"))
+    load_weights(checkpoint, model, legacy_state(data.get("model_state")))
     return Translator(model.to(target).eval(), src, tgt), data
 
 
@@ -481,6 +479,21 @@ def legacy_config(config: dict) -> dict:
     if isinstance(config, dict) and config.get("attention") == "bahdanau":
         return {**config, "attention": "concat"}
     return config
+
+
+_LEGACY_NAMES = {"attn_key.": "attention.key.", "attn_query.": "attention.query.",
+                 "attn_v.": "attention.v."}
+
+
+def legacy_state(state):
+    """Weights of earlier versions, whose attention layers sat on the model itself."""
+    if not isinstance(state, dict):
+        return state
+    renamed = {}
+    for name, tensor in state.items():
+        old = next((o for o in _LEGACY_NAMES if name.startswith(o)), None)
+        renamed[_LEGACY_NAMES[old] + name[len(old):] if old else name] = tensor
+    return renamed
 
 
 def evaluate_translations(translator: Translator, pairs: list[tuple[str, str]], beam: int = 5,

@@ -1,0 +1,52 @@
+"""What translation and captioning share on the decoder side: the masked token loss, the
+validation set that is both scored (loss) and decoded (BLEU), and the validation loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from seqgen.tokenizers import PAD_ID
+from seqgen.training import move_to
+
+# (model, batch on the model's device) → (logits (B, T, V), targets (B, T))
+TeacherForced = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, torch.Tensor]]
+
+
+def masked_token_loss(logits: torch.Tensor, target: torch.Tensor,
+                      label_smoothing: float = 0.0) -> torch.Tensor:
+    """Summed cross-entropy over the non-padding target tokens."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID,
+                           reduction="sum", label_smoothing=label_smoothing)
+
+
+@dataclass
+class DecodedValidation:
+    """Validation data of a task whose output is text: every example for the loss, and the
+    inputs that are decoded and compared with all their references."""
+
+    batches: Any  # every validation example, for the loss (``.batches()`` yields them)
+    inputs: Any  # what is decoded: source sentences, or images / features (N, ...)
+    references: list[list[str]]  # all references of each input
+    names: list[str]  # how previews call each input
+    sample: list[int]  # the inputs decoded during training (all of them at the end)
+
+    def chosen(self, final: bool) -> Sequence[int]:
+        return range(len(self.references)) if final else self.sample
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, batches: Any, forward: TeacherForced) -> float:
+    """Mean cross-entropy per target token over every batch, teacher-forced, unsmoothed and
+    without any training-only term."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in batches.batches():
+        logits, targets = forward(model, move_to(batch, device))
+        total += float(masked_token_loss(logits, targets))
+        count += int((targets != PAD_ID).sum())
+    return total / max(1, count)
