@@ -33,6 +33,7 @@ from seqgen.data.captions import (  # noqa: E402
     eval_transform,
     read_captions,
     split_images,
+    train_transform,
 )
 from seqgen.models.captioner import CaptionConfig, ShowAndTell  # noqa: E402
 from seqgen.models.encoders import build_encoder, freeze, pool_grid  # noqa: E402
@@ -77,7 +78,7 @@ def part_cache(args) -> None:
         torch.manual_seed(0)
         model = ShowAndTell(config, encoder)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 2e-3)
-        data = CaptionBatches(images, pairs, 32, transform=transform)
+        data = CaptionBatches(images, pairs, 32, transform=train_transform(info.spec, False))
         start = time.perf_counter()
         for batch in data.batches(0):
             decoder_step(model.train(), optimizer, batch)

@@ -181,7 +181,7 @@ def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device:
 
 
 def caption_model_options(attention: str = "soft") -> dict:
-    return dict(cell="lstm", layers=1, hidden=256, embed=128, dropout=0.0, feature_dim=256,
+    return dict(cell="lstm", layers=1, hidden=128, embed=64, dropout=0.0, feature_dim=256,
                 attention=attention)
 
 
@@ -245,7 +245,7 @@ def show_attention(checkpoint: Path, image: Path, caption: str, device: str,
     maps = caption_attention(model, eval_transform(spec)(load_image(image)), tokens)
     words = caption.split()
     out.print(f"\n[bold]Where it looked[/bold] before each word of {image.name} "
-              f"(4×4 regions of the picture, darker = more attention):")
+              f"(4×4 regions of the picture; denser = more attention):")
     for start in range(0, len(words), 6):
         for line in attention_text(maps[start:start + 6], words[start:start + 6]):
             out.print("  " + line, markup=False)

@@ -115,7 +115,11 @@ def test_batched_beam_with_attention_equals_one_image_at_a_time():
 
 def test_the_attention_plot_has_one_panel_per_word(tmp_path):
     pytest.importorskip("matplotlib")
-    shown, captions, tokenizer, _, _ = _scenes_batch(2, 3)
+    shown, captions, tokenizer, _, _ = _scenes_batch(20, 3)
+    # A caption that leaves the last row of panels part empty (five panels a row).
+    pick = next(i for i, c in enumerate(captions) if len(c.split()) > 5
+                and len(c.split()) % 5)
+    shown, captions = shown[pick:], captions[pick:]
     encoder, info = build_encoder("small-cnn")
     model = ShowAttendTell(CaptionConfig(tokenizer.vocab_size, info.feature_dim, "small-cnn",
                                          embed=8, hidden=16, attention="soft",
@@ -162,3 +166,34 @@ def test_caption_plots_attention_from_the_command_line(tmp_path, scene_captions)
                     tmp_path / "none.png")
     assert_user_error(result, "no attention")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_training_loss_adds_the_weighted_regulariser_and_validation_leaves_it_out():
+    from seqgen.tasks.supervised import masked_token_loss
+
+    _, _, tokenizer, inputs, targets = _scenes_batch(4, 2)
+    model = _soft_model(tokenizer.vocab_size)
+    regions = torch.randn(4, 9, 6)
+    logits, weights = model(regions, inputs, return_attention=True)
+    words = masked_token_loss(logits, targets)
+    penalty = attention_penalty(weights, targets != PAD_ID)
+    for alpha_c in (0.0, 0.5, 2.0):
+        loss, _ = CaptionTask(tokenizer, alpha_c=alpha_c).loss(model, (regions, inputs,
+                                                                        targets), None)
+        assert loss.item() == pytest.approx((words + alpha_c * penalty).item(), rel=1e-5)
+    forced, _ = CaptionTask.teacher_forced(model, (regions, inputs, targets))
+    assert torch.allclose(forced, logits)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "densenet121",
+                                  "mobilenet_v3_small"])
+def test_pooling_the_grid_gives_what_the_encoder_gives(name):
+    from seqgen.models.encoders import image_grid, pool_grid
+
+    torch.manual_seed(0)
+    encoder, info = build_encoder(name, pretrained=False)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        grid = image_grid(encoder, images)
+        assert grid.dim() == 4 and grid.size(1) == info.grid_shape[0]
+        assert torch.allclose(pool_grid(encoder, grid), encoder(images).flatten(1), atol=1e-5)

@@ -35,7 +35,6 @@ from seqgen.cli.common import (
 )
 from seqgen.config import CAPTION_TRAINING as PRESET
 from seqgen.config import CaptionConfig
-from seqgen.errors import UserError
 
 CAPTION_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "attention", "alpha_c")
 DEFAULT_ATTENTION = "soft"  # chosen by measurement: see the README's captioning benchmarks
@@ -138,9 +137,6 @@ def caption_cmd(
     from seqgen.tasks.caption import caption_files, load_captioner, plot_caption_attention
 
     model, tokenizer, spec, _ = load_captioner(checkpoint, device)
-    if plot_attention is not None and model.config.attention != "soft":
-        raise UserError(f"{checkpoint} has no attention to plot (trained with --attention "
-                        "none)")
     with inference_precision(precision, device):
         results, skipped = caption_files(model, tokenizer, spec, images, beam, n_best, temp,
                                          max_len, alpha, seed,
