@@ -60,6 +60,7 @@ from seqgen.models.building import (
 )
 from seqgen.models.captioner import Captioner, attention_penalty, build_captioner
 from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze, pool_grid, weights_digest
+from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
 from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
@@ -599,14 +600,7 @@ def plot_caption_attention(model: Captioner, tokenizer: Tokenizer, spec: Transfo
     """Save one panel per word: the photo as the model saw it, under the attention map that
     came before the word, upsampled (as in the figures of Xu et al.); returns how many panels
     the figure has. Needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("--plot-attention needs matplotlib: pip install 'seqgen[plots]'") \
-            from None
+    plt = pyplot()
     import numpy as np
     from PIL import Image
     from torchvision import transforms as T
@@ -631,11 +625,5 @@ def plot_caption_attention(model: Captioner, tokenizer: Tokenizer, spec: Transfo
         ax.axis("off")
     for ax in list(axes.flat)[len(words):]:
         fig.delaxes(ax)
-    fig.tight_layout()
-    try:
-        fig.savefig(out)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot write {out}: {exc}") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, out)
     return len(fig.axes)

@@ -39,6 +39,7 @@ from seqgen.models.building import (
     parameter_count,
 )
 from seqgen.models.seq2seq import Seq2Seq
+from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
 from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import (
@@ -243,14 +244,7 @@ class Translator:
 
     def plot_attention(self, sentence: str, translation: Translation, path: str | Path) -> None:
         """Save a heat map of the attention while producing ``translation`` (needs matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise UserError("--plot-attention needs matplotlib: pip install 'seqgen[plots]'") \
-                from None
+        plt = pyplot()
         src_ids = self.src_tokenizer.encode(sentence)
         src, lens = pad_batch([src_ids], eos=True)
         tgt, _ = pad_batch([translation.tokens], bos=True, eos=True)
@@ -264,13 +258,7 @@ class Translator:
         ax.set_yticks(range(len(tgt_labels)), tgt_labels)
         ax.set_xlabel("source")
         ax.set_ylabel("translation")
-        fig.tight_layout()
-        try:
-            fig.savefig(path)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot write {path}: {exc}") from None
-        finally:
-            plt.close(fig)
+        save_figure(fig, path)
 
     def greedy(self, sentences: Sequence[str], batch_size: int = 100) -> list[str]:
         return [r[0].text for r in self.translate(sentences, batch_size=batch_size)]
