@@ -197,3 +197,21 @@ def test_pooling_the_grid_gives_what_the_encoder_gives(name):
         grid = image_grid(encoder, images)
         assert grid.dim() == 4 and grid.size(1) == info.grid_shape[0]
         assert torch.allclose(pool_grid(encoder, grid), encoder(images).flatten(1), atol=1e-5)
+
+
+def test_a_run_of_an_earlier_version_resumes_as_show_and_tell(tmp_path, scene_captions):
+    tiny = ["--encoder", "small-cnn", "--min-freq", 1, "--val-fraction", 0.25, "--device",
+            "cpu", "--hidden", 16, "--embed", 8, "--batch-size", 4, "--out", tmp_path / "run"]
+    result = invoke("train-caption", scene_captions, "--attention", "none", "--max-steps", 2,
+                    *tiny)
+    assert result.exit_code == 0, result.output
+    last = tmp_path / "run" / "last.pt"
+    saved = torch.load(last, weights_only=False)
+    for name in ("attention", "alpha_c"):  # what runs of earlier versions did not record
+        del saved["run"][name]
+    torch.save(saved, last)
+    result = invoke("train-caption", scene_captions, "--max-steps", 4, "--resume", *tiny)
+    assert result.exit_code == 0, result.output
+    resumed = torch.load(last, weights_only=False)
+    assert resumed["trainer_state"]["step"] == 4
+    assert resumed["model_config"]["attention"] == "none"

@@ -77,6 +77,7 @@ from seqgen.training import (
 TASK = "caption"
 MAX_LEN = 20
 NEVER = (PAD_ID, UNK_ID, BOS_ID)  # tokens a caption never holds
+EARLIER_RUNS = {"attention": "none", "alpha_c": 0.0}  # what runs of earlier versions were
 PRELOAD_BYTES = 512 * 2**20  # keep transformed training images in memory up to this
 
 
@@ -252,7 +253,8 @@ def train_caption(
     saved = load_run(out_dir, TASK, run, explicit) if resume else None
     if saved:
         run = saved["run"]
-        model_options = {k: run[k] for k in model_options}
+        # Runs of earlier versions knew only Show and Tell.
+        model_options = {k: run.get(k, EARLIER_RUNS.get(k)) for k in model_options}
         encoder_options = EncoderOptions(run["encoder"], run["pretrained"],
                                          run["encoder_weights"], run["finetune_encoder"],
                                          run["encoder_lr"])
