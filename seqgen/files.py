@@ -37,8 +37,24 @@ def _sync_folder(folder: Path) -> None:
 
 
 def temporaries(path: Path) -> list[Path]:
-    """Temporary files a killed ``atomic_write`` of ``path`` left behind."""
+    """Temporary files of ``atomic_write``s of ``path``: in progress, or left by a kill."""
     return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def _writer_alive(temporary: Path, path: Path) -> bool:
+    """Is the process that is writing ``temporary`` still running? Its name holds its pid;
+    another process (a second torchrun rank filling the same cache entry) may be
+    mid-write, and its file must not be taken from under it."""
+    pid = temporary.name[len(path.name) + 2:].split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
@@ -47,8 +63,10 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in temporaries(path):
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            if not _writer_alive(stale, path):
+                stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp",
+                                   dir=path.parent)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:

@@ -2,6 +2,8 @@ import json
 import math
 import os
 import stat
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -183,13 +185,21 @@ def test_checkpoints_get_the_users_permissions_and_no_temporary_is_left(tmp_path
     path = tmp_path / "ckpt.pt"
     stale = tmp_path / ".ckpt.pt.abc123.tmp"  # what a save killed half-way leaves
     stale.write_bytes(b"half")
+    # A writer that no longer runs left this one; a live writer's is left alone (two torchrun
+    # processes filling the same cache entry).
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    killed = tmp_path / f".ckpt.pt.{dead}-x1.tmp"
+    killed.write_bytes(b"half")
+    busy = tmp_path / f".ckpt.pt.{os.getppid()}-x2.tmp"
+    busy.write_bytes(b"being written")
     old = os.umask(0o027)
     try:
         save_checkpoint(path, {"task": "lm"})
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert temporaries(path) == []
+    assert temporaries(path) == [busy]
     assert load_checkpoint(path)["task"] == "lm"
 
 
