@@ -179,6 +179,38 @@ class CaptionConfig:
             raise UserError(f"--alpha-c must be a number >= 0, got {self.alpha_c}")
 
 
+POOLS = ("last", "mean", "max", "attention")
+
+
+@dataclass
+class ClassifierConfig:
+    """A many-to-one recurrent model: tokens (``vocab_size``) or real-valued inputs
+    (``input_dim``) → recurrent stack → pooling over time → ``outputs`` (class logits, or one
+    number for regression)."""
+
+    outputs: int
+    vocab_size: int | None = None
+    input_dim: int | None = None
+    cell: str = "lstm"
+    embed: int = 128
+    hidden: int = 128
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.5
+    pool: str = "max"
+    init: str = "default"
+
+    def __post_init__(self) -> None:
+        check_recurrent(self)
+        check_choice("pool", self.pool, POOLS)
+        check_choice("init", self.init, INITS)
+        if self.init == "identity" and not self.cell.startswith("rnn"):
+            raise UserError(f"--init identity (IRNN) is for plain RNNs: use it with --cell "
+                            f"rnn-relu or rnn, not {self.cell}")
+        if (self.vocab_size is None) == (self.input_dim is None):
+            raise ValueError("a classifier reads either tokens or real-valued inputs")
+
+
 # ---------------------------------------------------------------- training
 SCHEDULES = ("cosine", "plateau", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -210,6 +242,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     seed: int = 1234
+    stop_at: float | None = None  # stop once the selection metric reaches this value
     log_every: int = 10
     max_bad_steps: int = 5  # non-finite gradients in a row before training stops
     quiet: bool = False
@@ -230,6 +263,9 @@ class TrainConfig:
             raise UserError(f"--warmup must be a whole number >= 0, got {self.warmup_steps!r}")
         if self.time_budget is not None:
             check_finite("time_budget", self.time_budget, positive=True)
+        if self.stop_at is not None and not (isinstance(self.stop_at, (int, float))
+                                             and math.isfinite(self.stop_at)):
+            raise UserError(f"--stop-at must be a number, got {self.stop_at!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -252,4 +288,13 @@ TRANSLATE_TRAINING = TrainConfig(out_dir="checkpoints/translate", batch_size=64,
                                  weight_decay=0.01, warmup_steps=100, select_metric="bleu")
 CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_decay=0.1,
                                clip=5.0, select_metric="bleu4")
-DEFAULT_EPOCHS = {"lm": 10, "translate": 10, "caption": 20}  # when no budget is given
+CLASSIFY_TRAINING = TrainConfig(out_dir="checkpoints/classify", batch_size=32, lr=2e-3,
+                                weight_decay=0.01, select_metric="accuracy")
+# The long-lag experiments: Adam at 1e-3 with clipping, as in the IRNN and uRNN papers'
+# baselines; a task is solved when validation reaches its criterion.
+EXPERIMENT_TRAINING = TrainConfig(out_dir="checkpoints/experiment", batch_size=32, lr=1e-3,
+                                  warmup_steps=0, schedule="constant", eval_every=50,
+                                  log_every=50)
+# When no budget is given:
+DEFAULT_EPOCHS = {"lm": 10, "translate": 10, "caption": 20, "classify": 10,
+                  "experiment": 100}

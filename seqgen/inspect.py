@@ -30,6 +30,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
                                             tokenizer_from_dict(data[key]).describe())
                        for key in sorted(k for k in data
                                          if k == "tokenizer" or k.endswith("_tokenizer"))},
+        "labels": data.get("labels"),  # a classifier's classes
         "data": (data.get("data") or {}).get("files"),
         "command": data.get("command"),
         "device": data.get("device"),
@@ -61,6 +62,8 @@ def describe_checkpoint(path: str | Path) -> list[tuple[str, str]]:
         rows.append(("model", ", ".join(f"{k}={v}" for k, v in s["model"].items())))
     rows.append(("parameters", f"{s['parameters']:,}"))
     rows += [(key.replace("_", " "), text) for key, text in s["tokenizers"].items()]
+    if s["labels"]:
+        rows.append(("classes", ", ".join(map(str, s["labels"]))))
     if s["data"]:
         rows.append(("trained on", ", ".join(map(str, s["data"]))))
     if "trained" in s:

@@ -1,4 +1,5 @@
-"""Corpus BLEU and chrF (sacrebleu), with any number of references per sentence."""
+"""Corpus BLEU and chrF (sacrebleu), with any number of references per sentence; the scores
+of a classifier."""
 
 from __future__ import annotations
 
@@ -49,3 +50,32 @@ def corpus_chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
     if not hypotheses:
         return 0.0
     return float(CHRF().corpus_score(list(hypotheses), _streams(references)).score)
+
+
+def classification_scores(predicted: Sequence[int], gold: Sequence[int], n_classes: int
+                          ) -> dict:
+    """Accuracy, macro-F1 (the mean of F1 over the classes that occur in the labels or the
+    predictions, so a rare class counts as much as a common one), each class's precision /
+    recall / F1 / support, and the confusion matrix (``confusion[true][predicted]``)."""
+    confusion = [[0] * n_classes for _ in range(n_classes)]
+    for p, g in zip(predicted, gold):
+        confusion[g][p] += 1
+    per_class = []
+    for c in range(n_classes):
+        hits = confusion[c][c]
+        said = sum(row[c] for row in confusion)
+        support = sum(confusion[c])
+        precision = hits / said if said else 0.0
+        recall = hits / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append({"precision": precision, "recall": recall, "f1": f1,
+                          "support": support})
+    total = len(gold)
+    present = sorted(set(gold) | set(predicted))
+    return {
+        "accuracy": sum(confusion[c][c] for c in range(n_classes)) / total if total else 0.0,
+        "macro_f1": sum(per_class[c]["f1"] for c in present) / len(present) if present
+        else 0.0,
+        "per_class": per_class,
+        "confusion": confusion,
+    }

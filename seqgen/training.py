@@ -59,7 +59,7 @@ from seqgen.models.recurrent import detach_state
 from seqgen.precision import Precision
 from seqgen.progress import ProgressReporter, format_rate, format_seconds
 
-LOWER_IS_BETTER = {"loss", "ppl", "bpc"}
+LOWER_IS_BETTER = {"loss", "ppl", "bpc", "mse"}
 
 
 class Task(Protocol):
@@ -103,7 +103,7 @@ class TrainState:
 
 @dataclass
 class FitResult:
-    reason: str  # budget | epochs | early-stop | interrupted | diverged
+    reason: str  # budget | epochs | early-stop | target | interrupted | diverged
     step: int
     best: float | None
     best_metrics: dict[str, float] | None
@@ -313,7 +313,7 @@ class Trainer:
             self.model.train()
             with self.reporter, self._graceful_stop():
                 reason = self._loop()
-                if reason in ("budget", "epochs", "early-stop"):
+                if reason in ("budget", "epochs", "early-stop", "target"):
                     self.final_validation()
             s = self.state
             if reason != "diverged":  # a diverged model must not replace the last good one
@@ -336,8 +336,8 @@ class Trainer:
                 self._advance(epoch_ends)  # counters; the agreed clock and stop flag
                 self._maybe_log()  # metrics.jsonl and the progress line
                 reason = self._stop_reason()  # budget, epochs, Ctrl-C, divergence
-                if self._maybe_validate(epoch_ends, reason in ("budget", "epochs")):
-                    return "early-stop"
+                if stop := self._maybe_validate(epoch_ends, reason in ("budget", "epochs")):
+                    return stop
                 if reason:
                     return reason
         raise AssertionError("the batches never end")
@@ -432,7 +432,8 @@ class Trainer:
         loss = float(w.loss) / w.targets if w.targets else math.nan
         rate = w.tokens / max(1e-9, time.perf_counter() - w.start)
         self._window = _Window()
-        self._log({"kind": "train", "step": s.step, "loss": round(loss, 5),
+        self._log({"kind": "train", "step": s.step, "elapsed": round(s.elapsed, 2),
+                   "loss": round(loss, 5),
                    "lr": self.optimizer.param_groups[0]["lr"],
                    "grad_norm": round(self._grad_norm, 4), "tokens_per_s": round(rate, 1)})
         self._show(loss, rate)
@@ -452,11 +453,12 @@ class Trainer:
             return "epochs"
         return None
 
-    def _maybe_validate(self, epoch_ends: bool, final: bool) -> bool:
-        """Validate when due (once per step) and when a budget ends; True when early stopping
-        says stop. Due: every ``eval_every`` steps and at each epoch's end; or, without
-        ``eval_every``, by training time, so that validating takes about ``eval_share`` of
-        it (the first time after a tenth of the budget or two minutes)."""
+    def _maybe_validate(self, epoch_ends: bool, final: bool) -> str | None:
+        """Validate when due (once per step) and when a budget ends; the reason to stop when
+        validation gives one (see ``validate``). Due: every ``eval_every`` steps and at each
+        epoch's end; or, without ``eval_every``, by training time, so that validating takes
+        about ``eval_share`` of it (the first time after a tenth of the budget or two
+        minutes)."""
         c, s = self.config, self.state
         if c.eval_every:
             due = s.step % c.eval_every == 0 or epoch_ends
@@ -465,7 +467,7 @@ class Trainer:
         else:
             due = s.train_time - self._last_val_at >= max(self._val_seconds / c.eval_share, 1.0)
         if not (due or final) or self._last_val_step == s.step:
-            return False
+            return None
         self._last_val_step, self._last_val_at = s.step, s.train_time
         started = time.perf_counter()
         stop = self.validate()
@@ -500,16 +502,21 @@ class Trainer:
         return warm
 
     # ------------------------------------------------------------------------- validation
-    def validate(self) -> bool:
-        """Evaluate (the first process), keep best.pt and last.pt; True, on every process,
-        when early stopping says stop."""
+    def validate(self) -> str | None:
+        """Evaluate (the first process), keep best.pt and last.pt; on every process, "target"
+        once the best value reaches ``stop_at``, "early-stop" when patience runs out."""
         update = self._judge(self._evaluate()) if self.world.main else None
         self.state, improved, previews = self.world.broadcast(update or (self.state, False, []))
         self.save("last.pt", *(("best.pt",) if improved else ()))
         for text in previews:
             self.reporter.message(text)
-        c = self.config
-        return bool(c.patience and self.state.bad_evals >= c.patience)
+        c, s = self.config, self.state
+        if c.stop_at is not None and s.best is not None and (
+                s.best >= c.stop_at if self.higher_is_better else s.best <= c.stop_at):
+            return "target"
+        if c.patience and s.bad_evals >= c.patience:
+            return "early-stop"
+        return None
 
     def final_validation(self) -> None:
         """After training, the task's full validation of the final weights (kind "final" in

@@ -10,9 +10,11 @@ from helpers import assert_user_error, invoke
 
 from seqgen.checkpoint import load_checkpoint
 from seqgen.config import TrainConfig
+from seqgen.data.labelled import LabelledData
 from seqgen.data.pairs import PairFile
 from seqgen.data.synthetic import scenes
 from seqgen.tasks import caption as caption_task
+from seqgen.tasks import classify as classify_task
 from seqgen.tasks import lm as lm_task
 from seqgen.tasks import translate as translate_task
 
@@ -65,9 +67,23 @@ def caption_run(tmp_path, out, **changes):
         resume=(out / "last.pt").exists())
 
 
+def classify_run(tmp_path, out, **changes):
+    texts = [s.english() for s in scenes(160, 4)]
+    labels = ["circle" if "circle" in t else "other" for t in texts]
+    config = TrainConfig(**{**dict(out_dir=str(out), batch_size=8, max_steps=24, eval_every=8,
+                                   log_every=1, quiet=True, warmup_steps=4, lr=5e-3,
+                                   device="cpu", select_metric="accuracy"), **changes})
+    return classify_task.train_classify(
+        LabelledData(texts[:120], labels[:120]), LabelledData(texts[120:], labels[120:]),
+        dict(cell="lstm", hidden=16, embed=8, dropout=0.3, pool="attention"),
+        classify_task.TextOptions(), config, class_weights="auto",
+        resume=(out / "last.pt").exists())
+
+
 TASKS = {"lm": (lm_run, lm_task.LMTask), "translate": (translate_run,
                                                        translate_task.TranslateTask),
-         "caption": (caption_run, caption_task.CaptionTask)}
+         "caption": (caption_run, caption_task.CaptionTask),
+         "classify": (classify_run, classify_task.ClassifyTask)}
 
 
 def weights(out):

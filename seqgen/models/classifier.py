@@ -1,0 +1,96 @@
+"""Many-to-one recurrent models: a sequence in, one answer out (a class, or a number).
+
+embedding (or real-valued inputs) → dropout → (bi)directional RNN over packed sequences →
+pooling over time → dropout → linear. Every pooling reads only the real time steps of each
+sequence, so a batch padded to a longer length gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqgen.config import ClassifierConfig
+from seqgen.models.recurrent import make_rnn
+from seqgen.tokenizers import PAD_ID
+
+
+def length_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B,) lengths → (B, T) True at the real time steps."""
+    return torch.arange(steps, device=lengths.device) < lengths.unsqueeze(1)
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, config: ClassifierConfig):
+        super().__init__()
+        self.config = config
+        self.embedding: nn.Embedding | None = None
+        if config.vocab_size is not None:
+            self.embedding = nn.Embedding(config.vocab_size, config.embed, padding_idx=PAD_ID)
+        width_in = config.embed if self.embedding is not None else config.input_dim
+        self.rnn = make_rnn(config.cell, width_in, config.hidden, config.layers,
+                            config.dropout, config.bidirectional, config.init)
+        self.directions = 2 if config.bidirectional else 1
+        width = config.hidden * self.directions
+        self.attention: nn.Module | None = None
+        if config.pool == "attention":  # a learned query scores each time step
+            self.attention = nn.Sequential(nn.Linear(width, width), nn.Tanh(),
+                                           nn.Linear(width, 1, bias=False))
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(width, config.outputs)
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.embedding(inputs) if self.embedding is not None else inputs
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded inputs (B, T, E) → every step's top-layer output (B, T, W) and the final
+        state of each direction at each sequence's own end (B, W)."""
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        h = state[0] if isinstance(state, tuple) else state
+        last = h[-self.directions:].transpose(0, 1).reshape(x.size(0), -1)
+        return out, last
+
+    def pool(self, out: torch.Tensor, last: torch.Tensor, lengths: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One vector per sequence, and the attention weights (B, T) when pooling attends."""
+        pool = self.config.pool
+        if pool == "last":
+            return last, None
+        mask = length_mask(lengths.to(out.device), out.size(1))
+        if pool == "mean":
+            total = (out * mask.unsqueeze(-1)).sum(1)
+            return total / lengths.to(out.device).unsqueeze(1).to(out.dtype), None
+        if pool == "max":
+            return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values, None
+        scores = self.attention(out).squeeze(-1).masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(-1)
+        return torch.bmm(weights.unsqueeze(1).to(out.dtype), out).squeeze(1), weights
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Padded inputs (B, T) token ids or (B, T, D) values, and lengths (B,) → (B, outputs)."""
+        out, last = self.encode(self.dropout(self.embed(inputs)), lengths)
+        pooled, _ = self.pool(out, last, lengths)
+        return self.output(self.dropout(pooled))
+
+    def step_states(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output of equal-length sequences computed one time step at a time, and each
+        step's hidden state (layers, B, H), in the graph, so that the gradient of a loss with
+        respect to every h_t can be taken (unidirectional models)."""
+        if self.directions != 1:
+            raise ValueError("per-step states need a unidirectional model")
+        x = self.embed(inputs)
+        state = None
+        hidden = []
+        outs = []
+        for t in range(x.size(1)):
+            out, state = self.rnn(x[:, t:t + 1], state)
+            hidden.append(state[0] if isinstance(state, tuple) else state)
+            outs.append(out)
+        out = torch.cat(outs, 1)
+        lengths = torch.full((x.size(0),), x.size(1), dtype=torch.long)
+        pooled, _ = self.pool(out, hidden[-1][-1], lengths)
+        return self.output(pooled), hidden
