@@ -46,6 +46,10 @@ def user(tmp_path_factory):
     (root / "captions.csv").write_text("image,caption\n" + caption_rows, encoding="utf-8")
     (root / "labels.csv").write_text("image,label\n0.png,red\n", encoding="utf-8")
     (root / "odd.json").write_text('{"pictures": []}', encoding="utf-8")
+    reviews = "".join(f"{'pos' if 'red' in t else 'neg'}\t{t}\n" for t in lines[:40])
+    (root / "reviews.tsv").write_text("label\ttext\n" + reviews, encoding="utf-8")
+    (root / "badrow.tsv").write_text("label\ttext\npos\tfine\nneg\n", encoding="utf-8")
+    (root / "otherlabels.tsv").write_text("label\ttext\nmaybe\tso so\n", encoding="utf-8")
     cache = ["--cache-dir", str(root / "cache")]
     for command in (
         ["train-lm", root / "corpus.txt", "--out", root / "lm", "--max-steps", 3, *TINY_LM,
@@ -57,6 +61,8 @@ def user(tmp_path_factory):
          "--max-steps", 2, "--encoder", "small-cnn", "--min-freq", 1, "--val-fraction", 0.25,
          "--hidden", 16, "--embed", 8, "--batch-size", 4, "--quiet", "--device", "cpu",
          *cache],
+        ["train-classify", root / "reviews.tsv", "--out", root / "cls", "--max-steps", 2,
+         "--hidden", 8, "--embed", 8, "--quiet", "--device", "cpu"],
     ):
         done = invoke(*command)
         assert done.exit_code == 0, done.output
@@ -93,6 +99,9 @@ CAP = ["train-caption", "{captions.csv}", "--images", "{images}", "--out", "{new
 SAMPLE = ["sample", "-c", "{lm/best.pt}"]
 TRANSLATE = ["translate", "-c", "{tr/best.pt}", "I am cold."]
 CAPTION = ["caption", "{images/0.png}", "-c", "{cap/best.pt}"]
+CLS = ["train-classify", "{reviews.tsv}", "--out", "{new}"]
+CLASSIFY = ["classify", "-c", "{cls/best.pt}", "a red circle"]
+EXPERIMENT = ["experiment", "adding", "--out", "{new}"]
 
 CASES = [
     # train-lm: model and optimiser values, checked before the corpus is read
@@ -257,6 +266,54 @@ CASES = [
      "--no-repeat-ngram must be a whole number >= 0"),
     ("sample-no-repeat", [*SAMPLE, "--no-repeat-ngram", "-1"],
      "--no-repeat-ngram must be a whole number >= 0"),
+    # train-classify
+    ("classify-pool", [*CLS, "--pool", "sum"], "unknown --pool 'sum'"),
+    ("classify-weights", [*CLS, "--class-weights", "inverse"], "unknown --class-weights"),
+    ("classify-select", [*CLS, "--select", "bleu"], "unknown --select 'bleu'"),
+    ("classify-bad-row", ["train-classify", "{badrow.tsv}", "--out", "{new}"],
+     "badrow.tsv, line 3: 1 field(s)"),
+    ("classify-no-data", ["train-classify", "--out", "{new}"], "give a CSV/TSV file"),
+    ("classify-class-option", ["train-classify", "--class", "pos", "--out", "{new}"],
+     "write it as LABEL=FILE"),
+    ("classify-one-class-file", ["train-classify", "--class", "pos={src.txt}", "--out",
+                                 "{new}"], "at least two classes"),
+    ("classify-columns", ["train-classify", "{captions.csv}", "--out", "{new}"],
+     "which column holds the label"),
+    ("classify-vectors-missing", [*CLS, "--init-embeddings", "{missing.txt}"],
+     "file not found"),
+    ("classify-vectors-and-lm", [*CLS, "--init-embeddings", "{src.txt}", "--encoder-from",
+                                 "{lm/best.pt}"], "pass one"),
+    ("classify-encoder-sizes", [*CLS, "--encoder-from", "{lm/best.pt}", "--hidden", "64"],
+     "leave out --hidden"),
+    ("classify-encoder-task", [*CLS, "--encoder-from", "{tr/best.pt}"],
+     "is a translate checkpoint"),
+    ("classify-val-labels", [*CLS, "--val-file", "{otherlabels.tsv}"], "'maybe'"),
+    # classify, evaluate-classify
+    ("classify-top-0", [*CLASSIFY, "--top", "0"], "--top must be a positive"),
+    ("classify-lm-checkpoint", ["classify", "-c", "{lm/best.pt}", "hi"], "is a lm checkpoint"),
+    ("classify-input-missing", ["classify", "-c", "{cls/best.pt}", "--input", "{missing.txt}"],
+     "file not found"),
+    ("evaluate-classify-labels", ["evaluate-classify", "{otherlabels.tsv}", "-c",
+                                  "{cls/best.pt}"], "'maybe'"),
+    # experiment
+    ("experiment-name", ["experiment", "juggle", "--out", "{new}"],
+     "unknown experiment 'juggle'"),
+    ("experiment-lag", ["experiment", "order", "--lag", "3", "--out", "{new}"],
+     "--lag must be a whole number of at least 10"),
+    ("experiment-lags", [*EXPERIMENT, "--lags", "ten"], "give whole numbers"),
+    ("experiment-cell", [*EXPERIMENT, "--cells", "rnn,transformer"],
+     "unknown cell 'transformer'"),
+    ("experiment-plot", [*EXPERIMENT, "--plot", "{new}.png"], "pass --grad-norms too"),
+    ("experiment-init", [*EXPERIMENT, "--init", "identity"], "for plain RNNs"),
+    ("experiment-resume", [*EXPERIMENT, "--resume"], "do not resume"),
+    # serve, data, plot
+    ("serve-missing", ["serve", "{missing.pt}"], "checkpoint not found"),
+    ("serve-port", ["serve", "{lm/best.pt}", "--port", "0"], "--port must be between"),
+    ("serve-upload", ["serve", "{lm/best.pt}", "--max-upload", "lots"], "cannot read size"),
+    ("data-unknown", ["data", "get", "imagenet"], "unknown dataset 'imagenet'"),
+    ("data-timeout", ["data", "get", "ptb", "--timeout", "0"], "--timeout must be"),
+    ("data-images", ["data", "get", "ptb", "--with-images"], "is for coco-captions"),
+    ("plot-missing", ["plot", "{missing.jsonl}"], "file not found"),
 ]
 
 
@@ -285,7 +342,8 @@ def test_a_users_mistake_is_one_line_and_exit_2(user, tmp_path, monkeypatch, arg
 def test_the_table_covers_every_command():
     commands = {c[1][0] for c in CASES}
     assert commands >= {"train-lm", "sample", "evaluate-lm", "info", "train-translate",
-                        "translate", "train-caption", "caption"}
+                        "translate", "train-caption", "caption", "train-classify", "classify",
+                        "evaluate-classify", "experiment"}
     assert len(CASES) >= 50 and len({c[0] for c in CASES}) == len(CASES)
 
 

@@ -3,7 +3,7 @@
 One module per task registers its commands on the shared app (``seqgen.cli.common``).
 """
 
-from seqgen.cli import caption, classify, experiment, lm, tools, translate  # noqa: F401
+from seqgen.cli import caption, classify, data, experiment, lm, tools, translate  # noqa: F401
 from seqgen.cli.common import app
 
 __all__ = ["app", "main"]

@@ -60,9 +60,10 @@ def _warn_line(message, category, filename, lineno, file=None, line=None) -> Non
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def command(name: str, **kwargs):
-    """Register a command whose UserErrors become one line on stderr and exit code 2, and
-    whose warnings are one ``warning:`` line each."""
+def command(name: str, group: typer.Typer | None = None, **kwargs):
+    """Register a command (on the app, or on a ``group`` of subcommands) whose UserErrors
+    become one line on stderr and exit code 2, and whose warnings are one ``warning:`` line
+    each."""
 
     def register(fn):
         @functools.wraps(fn)
@@ -79,7 +80,7 @@ def command(name: str, **kwargs):
                     sys.stderr.write("interrupted\n")
                     raise typer.Exit(130) from None
 
-        app.command(name, **kwargs)(wrapper)
+        (group or app).command(name, **kwargs)(wrapper)
         return fn
 
     return register
