@@ -8,7 +8,12 @@ import torch
 from helpers import SHARED_DATA, invoke
 
 from seqgen.config import ClassifierConfig
-from seqgen.data.labelled import ordered_labels, read_labelled, split_labelled
+from seqgen.data.labelled import (
+    LabelledData,
+    ordered_labels,
+    read_labelled,
+    split_labelled,
+)
 from seqgen.data.vectors import read_vectors
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
@@ -78,6 +83,10 @@ def test_a_folder_per_class_reads_one_example_per_file(tmp_path):
     assert sorted(zip(data.labels, data.texts)) == [
         ("neg", "meh"), ("pos", "fine"), ("pos", "loved it truly")]
     assert any("unsup" in note for note in data.notes)
+    (tmp_path / "neg" / "9_1.txt").write_text(" \n", encoding="utf-8")
+    with pytest.raises(UserError, match="9_1.txt: empty example"):
+        read_labelled(tmp_path)
+    assert read_labelled(tmp_path, skip_bad_lines=True).skipped == 1
 
 
 def test_bad_rows_are_named_with_file_and_line(tmp_path):
@@ -97,6 +106,9 @@ def test_the_held_out_share_is_stratified(toy_tsv):
     train, val = split_labelled(data, 0.2, seed=3)
     assert sorted(val.labels) == ["neg"] * 5 + ["pos"] * 5
     assert len(train) + len(val) == len(data) and not set(train.texts) & set(val.texts)
+    small = LabelledData(["a", "b", "c", "d"], ["x", "x", "y", "y"])
+    train, val = split_labelled(small, 0.9, seed=0)  # each class keeps a training example
+    assert sorted(train.labels) == sorted(val.labels) == ["x", "y"]
 
 
 def test_the_real_rotten_tomatoes_layouts_agree():
@@ -122,6 +134,18 @@ def test_pooling_reads_only_the_real_steps(pool, cell):
     alone = model(short, torch.tensor([3]))
     together = model(padded, torch.tensor([3, 6]))
     assert torch.allclose(alone[0], together[0], atol=1e-6)
+
+
+def test_last_pooling_takes_the_top_layers_state_at_each_texts_own_end():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ClassifierConfig(2, vocab_size=20, embed=8, hidden=6, layers=2,
+                                                pool="last")).eval()
+    tokens = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])
+    lengths = torch.tensor([3, 5])
+    out, last = model.encode(model.embed(tokens), lengths)
+    assert torch.allclose(last[0, :6], out[0, 2, :6]) and torch.allclose(last[1, :6],
+                                                                         out[1, 4, :6])
+    assert torch.allclose(last[:, 6:], out[:, 0, 6:])  # the backward direction ends at 0
 
 
 def test_class_weights_balance_the_classes_and_enter_the_loss():
@@ -152,8 +176,9 @@ def test_word_vectors_are_read_for_the_vocabulary_only(tmp_path):
     path = tmp_path / "vectors.txt"
     path.write_text("3 2\nthe 0.5 1.5\nGood 2 2\n. . . 7 7\ngood 3 3\nzebra 9 9\n",
                     encoding="utf-8")  # GloVe 840B has tokens with spaces
-    vectors, found = read_vectors(path, ["<pad>", "the", "good", "Bad", "bad"])
-    assert found.tolist() == [False, True, True, False, False]
+    vectors, found = read_vectors(path, ["<pad>", "the", "good", "Bad", "bad", ". . ."])
+    assert found.tolist() == [False, True, True, False, False, True]
+    assert vectors[5].tolist() == [7.0, 7.0]
     assert vectors[1].tolist() == [0.5, 1.5] and vectors[2].tolist() == [3.0, 3.0]
     vectors, found = read_vectors(path, ["GOOD", "good"])  # a lowercased match, exact wins
     assert vectors[0].tolist() == [2.0, 2.0] and vectors[1].tolist() == [3.0, 3.0]

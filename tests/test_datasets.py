@@ -37,7 +37,7 @@ class Server:
 
     def __init__(self):
         self.files = {"/toy.tar.gz": ARCHIVE, "/cut/toy.tar.gz": ARCHIVE,
-                      "/stall/toy.tar.gz": ARCHIVE,
+                      "/stall/toy.tar.gz": ARCHIVE, "/slow/toy.tar.gz": ARCHIVE,
                       "/bad/toy.tar.gz": ARCHIVE[:-10] + b"0123456789"}
         self.ranges: list[str] = []
         self.cut_done = False
@@ -62,6 +62,11 @@ class Server:
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
+                if self.path.startswith("/slow/"):  # half, then silence
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(2)
+                    return
                 if self.path.startswith("/cut/") and not server.cut_done:
                     server.cut_done = True
                     self.wfile.write(body[:len(body) // 2])
@@ -127,6 +132,9 @@ def test_a_missing_file_and_a_stalled_server_are_one_line(server, tmp_path):
     stalled = invoke("data", "get", "toy", "--dir", tmp_path, "--url",
                      server.url + "/stall/toy.tar.gz", "--timeout", 0.5)
     assert_user_error(stalled, "the server sent nothing for 0.5 s")
+    slow = invoke("data", "get", "toy", "--dir", tmp_path, "--url",
+                  server.url + "/slow/toy.tar.gz", "--timeout", 0.5)
+    assert_user_error(slow, f"resume from {len(ARCHIVE) // 2:,} bytes")
     assert not (tmp_path / "toy" / "toy.tar.gz").exists()
 
 

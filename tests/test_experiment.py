@@ -59,6 +59,8 @@ def test_batches_repeat_for_the_same_seed_epoch_and_place_only():
     assert torch.equal(list(data.batches(0, start=7))[0][0], first[7][0])  # resume mid-epoch
     assert not torch.equal(first[0][0], next(iter(data.batches(1)))[0])
     assert not torch.equal(first[0][0], first[1][0])
+    huge = LongLagBatches("adding", 12, 8, seed=10**15)  # any --seed the trainer accepts
+    assert huge.batch(3, 99)[0].shape == (8, 12, 2)
 
 
 def test_gradient_norms_have_a_value_per_step_and_vanish_for_a_tanh_rnn_at_init():

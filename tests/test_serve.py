@@ -186,27 +186,40 @@ def test_an_image_with_too_many_pixels_is_refused_before_decoding(server):
     assert status == 413 and "over the limit of 1,000,000" in answer["error"]
 
 
-def test_a_long_generation_does_not_block_the_models_list(server):
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_long_generation_does_not_block_the_models_list(server, stream):
     started = threading.Event()
 
     def long_generation():
         request = urllib.request.Request(server.url + "/generate", data=json.dumps(
-            {"length": 3000, "temperature": 1.0}).encode(),
+            {"length": 3000, "temperature": 1.0, "stream": stream}).encode(),
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
-            response.readline()
-            started.set()
+            if stream:
+                response.readline()
+                started.set()
             return response.read()
 
     with ThreadPoolExecutor(1) as pool:
         generating = pool.submit(long_generation)
-        assert started.wait(30)
+        if stream:
+            assert started.wait(30)
+        else:
+            time.sleep(0.5)
         began = time.perf_counter()
         status, _ = call(server.url, "/models")
         took = time.perf_counter() - began
         assert status == 200 and took < 1.0
         assert not generating.done()  # still generating while /models answered
-        assert generating.result().decode().endswith("event: end\ndata: {}\n\n")
+        whole = generating.result().decode()
+        assert whole.endswith("event: end\ndata: {}\n\n") if stream else len(
+            json.loads(whole)["text"]) > 1000
+
+
+def test_an_upload_without_a_length_is_cut_off_at_the_limit(server):
+    chunks = iter([b"x" * 100_000] * 4)  # sent chunked: the server cannot know the size
+    status, answer = call(server.url, "/caption", data=chunks)
+    assert status == 413 and "upload limit" in answer["error"]
 
 
 def test_a_full_queue_answers_503_at_once(checkpoints):

@@ -22,7 +22,13 @@ from seqgen.cli.common import (
     Encoding,
     Hidden,
     Layers,
+    Level,
+    Lowercase,
+    MaxVocab,
+    MinFreq,
     Precision,
+    SubwordType,
+    VocabSize,
     command,
     err,
     given_options,
@@ -83,17 +89,12 @@ def train_classify_cmd(
     val_fraction: Annotated[float, typer.Option(
         "--val-fraction", help="Without validation data: share of each class held out.")
     ] = 0.1,
-    level: Annotated[str, typer.Option("--level", help="word, subword or char.")] = "word",
-    lowercase: Annotated[bool, typer.Option("--lowercase", help="Lowercase the texts.")
-                         ] = False,
-    min_freq: Annotated[int, typer.Option(
-        "--min-freq", help="Word level: rarer words become <unk>.")] = 2,
-    max_vocab: Annotated[int | None, typer.Option(
-        "--max-vocab", help="Word level: keep the N most frequent words.")] = None,
-    vocab_size: Annotated[int, typer.Option(
-        "--vocab-size", help="Subword level: sentencepiece vocabulary.")] = 8000,
-    subword_type: Annotated[str, typer.Option(
-        "--subword-type", help="Subword level: bpe or unigram.")] = "bpe",
+    level: Level = "word",
+    lowercase: Lowercase = False,
+    min_freq: MinFreq = 2,
+    max_vocab: MaxVocab = None,
+    vocab_size: VocabSize = 8000,
+    subword_type: SubwordType = "bpe",
     max_len: Annotated[int, typer.Option(
         "--max-len", help="Read at most this many tokens of each text (its start).")] = 400,
     encoding: Encoding = "utf-8",

@@ -126,6 +126,16 @@ Layers = Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.
 Hidden = Annotated[int, typer.Option("--hidden", help="Hidden units per layer.")]
 Embed = Annotated[int, typer.Option("--embed", help="Embedding size.")]
 Dropout = Annotated[float, typer.Option("--dropout", help="Dropout probability.")]
+# Tokenizer options (train-lm, train-translate, train-classify; each side of a pair has its own).
+Level = Annotated[str, typer.Option("--level", help="char, word or subword.")]
+Lowercase = Annotated[bool, typer.Option("--lowercase", help="Word level: lowercase the text.")]
+MinFreq = Annotated[int, typer.Option(
+    "--min-freq", help="Word level: words seen fewer times become <unk>.")]
+MaxVocab = Annotated[int | None, typer.Option(
+    "--max-vocab", help="Word level: keep the N most frequent words.")]
+VocabSize = Annotated[int, typer.Option(
+    "--vocab-size", help="Subword level: sentencepiece vocabulary size.")]
+SubwordType = Annotated[str, typer.Option("--subword-type", help="Subword level: bpe or unigram.")]
 Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding.")]
 Beam = Annotated[int, typer.Option("--beam", help="Beam size; 1 is greedy search.")]

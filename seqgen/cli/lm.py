@@ -21,8 +21,14 @@ from seqgen.cli.common import (
     Encoding,
     Hidden,
     Layers,
+    Level,
+    Lowercase,
+    MaxVocab,
+    MinFreq,
     NoRepeatNgram,
     Precision,
+    SubwordType,
+    VocabSize,
     command,
     given_options,
     inference_precision,
@@ -46,18 +52,14 @@ CORPUS = ("level", "lowercase", "pretokenized", "max_vocab", "min_freq", "vocab_
 def train_lm_cmd(
     ctx: typer.Context,
     corpus: Annotated[list[Path], typer.Argument(help="Text files or folders of .txt files.")],
-    level: Annotated[str, typer.Option("--level", help="char, word or subword.")] = "char",
-    lowercase: Annotated[bool, typer.Option("--lowercase", help="Lowercase words.")] = False,
+    level: Level = "char",
+    lowercase: Lowercase = False,
     pretokenized: Annotated[bool, typer.Option(
         "--pretokenized", help="Word level: split on spaces only (Penn Treebank).")] = False,
-    max_vocab: Annotated[int | None, typer.Option(
-        "--max-vocab", help="Word level: keep the N most frequent words.")] = None,
-    min_freq: Annotated[int, typer.Option(
-        "--min-freq", help="Word level: drop words seen fewer times.")] = 1,
-    vocab_size: Annotated[int, typer.Option(
-        "--vocab-size", help="Subword level: sentencepiece vocabulary size.")] = 4000,
-    subword_type: Annotated[str, typer.Option(
-        "--subword-type", help="Subword level: bpe or unigram.")] = "bpe",
+    max_vocab: MaxVocab = None,
+    min_freq: MinFreq = 1,
+    vocab_size: VocabSize = 4000,
+    subword_type: SubwordType = "bpe",
     encoding: Encoding = "utf-8",
     val_file: Annotated[Path | None, typer.Option(
         "--val-file", help="Validation text (default: the end of the corpus).")] = None,

@@ -23,8 +23,14 @@ from seqgen.cli.common import (
     Encoding,
     Hidden,
     Layers,
+    Level,
+    Lowercase,
+    MaxVocab,
+    MinFreq,
     NoRepeatNgram,
     Precision,
+    SubwordType,
+    VocabSize,
     command,
     err,
     given_options,
@@ -83,17 +89,12 @@ def train_translate_cmd(
         "held out for validation.")] = 0.05,
     val_bleu_sentences: Annotated[int, typer.Option(
         "--val-bleu-sentences", help="Validation sentences decoded (greedy) for BLEU.")] = 500,
-    level: Annotated[str, typer.Option("--level", help="word, subword or char.")] = "word",
-    lowercase: Annotated[bool, typer.Option("--lowercase", help="Lowercase both sides.")
-                         ] = False,
-    min_freq: Annotated[int, typer.Option(
-        "--min-freq", help="Word level: rarer words become <unk>.")] = 2,
-    max_vocab: Annotated[int | None, typer.Option(
-        "--max-vocab", help="Word level: keep the N most frequent words per side.")] = None,
-    vocab_size: Annotated[int, typer.Option(
-        "--vocab-size", help="Subword level: sentencepiece vocabulary per side.")] = 8000,
-    subword_type: Annotated[str, typer.Option(
-        "--subword-type", help="Subword level: bpe or unigram.")] = "bpe",
+    level: Level = "word",
+    lowercase: Lowercase = False,
+    min_freq: MinFreq = 2,
+    max_vocab: MaxVocab = None,
+    vocab_size: VocabSize = 8000,
+    subword_type: SubwordType = "bpe",
     max_len: Annotated[int, typer.Option(
         "--max-len", help="Drop training pairs with a side longer than this (tokens).")] = 50,
     encoding: Encoding = "utf-8",

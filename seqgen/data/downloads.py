@@ -83,7 +83,7 @@ def fetch(url: str, target: Path, pinned: str | None, timeout: float = 30.0,
             done = start
             try:
                 with open(partial, "ab" if start else "wb") as handle:
-                    while block := response.read(CHUNK):
+                    while block := response.read1(CHUNK):  # what has come, not a full chunk
                         handle.write(block)
                         done += len(block)
                         if progress:

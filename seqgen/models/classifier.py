@@ -61,9 +61,8 @@ class SequenceClassifier(nn.Module):
         if pool == "last":
             return last, None
         mask = length_mask(lengths.to(out.device), out.size(1))
-        if pool == "mean":
-            total = (out * mask.unsqueeze(-1)).sum(1)
-            return total / lengths.to(out.device).unsqueeze(1).to(out.dtype), None
+        if pool == "mean":  # a packed run's outputs past each sequence's end are zeros
+            return out.sum(1) / lengths.to(out.device).unsqueeze(1).to(out.dtype), None
         if pool == "max":
             return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values, None
         scores = self.attention(out).squeeze(-1).masked_fill(~mask, float("-inf"))
