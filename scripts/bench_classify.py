@@ -39,12 +39,12 @@ def seqgen(*args: str, capture: bool = False) -> str:
     return done.stdout if capture else ""
 
 
-def run_summary(out: Path) -> str:
-    """Steps and training examples per second of a finished run."""
+def run_summary(out: Path, unit: str = "examples") -> str:
+    """Steps and training examples (or tokens) per second of a finished run."""
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["kind"] == "train"]
     rate = sum(r["tokens_per_s"] for r in train) / max(1, len(train))
-    return f"{rows[-1]['step']:,} steps, {rate:,.0f} training examples/s"
+    return f"{rows[-1]['step']:,} steps, {rate:,.0f} training {unit}/s"
 
 
 def dev_accuracy(checkpoint: Path) -> float:
@@ -127,24 +127,25 @@ def bench_bare(seconds: float) -> None:
 
 
 # ----------------------------------------------------------------------------- --encoder-from
-def bench_encoder(lm_budget: str, budget: str) -> None:
-    """A word-level LM on unlabelled text (the training reviews' sentences, labels dropped,
-    and Penn Treebank's training text), then the classifier started from it."""
+def bench_encoder(lm_budget: str, budget: str, with_ptb: bool) -> None:
+    """A word-level LM on unlabelled text (the training reviews' sentences with their labels
+    dropped; with ``with_ptb``, Penn Treebank's training text too), then the classifier
+    started from it."""
     corpus = OUT / "unlabelled.txt"
     corpus.parent.mkdir(parents=True, exist_ok=True)
     texts, _ = read_tsv(TRAIN)
-    ptb = (DATA / "ptb" / "ptb.train.txt").read_text(encoding="utf-8")
-    corpus.write_text("\n".join(" ".join(t) for t in texts) + "\n" + ptb, encoding="utf-8")
+    extra = (DATA / "ptb" / "ptb.train.txt").read_text(encoding="utf-8") if with_ptb else ""
+    corpus.write_text("\n".join(" ".join(t) for t in texts) + "\n" + extra, encoding="utf-8")
     lm = OUT / "lm"
-    seqgen("train-lm", str(corpus), "--level", "word", "--pretokenized", "--layers", "1",
-           "--hidden", "128", "--embed", "128", "--dropout", "0.3", "--bptt", "35",
-           "--time-budget", lm_budget, "--out", str(lm), "--overwrite", "--quiet")
+    seqgen("train-lm", str(corpus), "--level", "word", "--pretokenized", "--min-freq", "2",
+           "--layers", "1", "--hidden", "128", "--embed", "128", "--dropout", "0.3", "--bptt",
+           "35", "--time-budget", lm_budget, "--out", str(lm), "--overwrite", "--quiet")
     out = OUT / "encoder"
     seqgen("train-classify", str(TRAIN), "--val-file", str(DEV), "--time-budget", budget,
            "--encoder-from", str(lm / "best.pt"), "--out", str(out), "--overwrite", "--quiet")
     print(f"--encoder-from a 1×128 word LM ({lm_budget} on {corpus.stat().st_size / 1e6:.1f} MB "
-          f"of unlabelled text), then {budget}: dev accuracy {dev_accuracy(out / 'best.pt'):.2%} "
-          f"({run_summary(out)})")
+          f"of unlabelled text, {run_summary(lm, 'tokens')}), then {budget}: dev accuracy "
+          f"{dev_accuracy(out / 'best.pt'):.2%} ({run_summary(out)})")
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -188,7 +189,9 @@ def main() -> None:
     parser.add_argument("--part", choices=["rt", "bare", "encoder", "throughput", "lags"],
                         required=True)
     parser.add_argument("--time-budget", default="5m", help="rt, bare, encoder: training")
-    parser.add_argument("--lm-budget", default="5m", help="encoder: language model training")
+    parser.add_argument("--lm-budget", default="4m", help="encoder: language model training")
+    parser.add_argument("--with-ptb", action="store_true",
+                        help="encoder: add Penn Treebank to the unlabelled text")
     parser.add_argument("--sentences", type=int, default=10_000, help="throughput")
     parser.add_argument("--checkpoint", type=Path, default=OUT / "rt" / "best.pt",
                         help="throughput: the model (default: the rt part's)")
@@ -205,7 +208,7 @@ def main() -> None:
     elif args.part == "bare":
         bench_bare(parse_duration(args.time_budget))
     elif args.part == "encoder":
-        bench_encoder(args.lm_budget, args.time_budget)
+        bench_encoder(args.lm_budget, args.time_budget, args.with_ptb)
     elif args.part == "throughput":
         bench_throughput(args.checkpoint, args.sentences)
     else:

@@ -260,15 +260,23 @@ def test_init_embeddings_and_encoder_from_start_the_model_from_what_was_given(
                   "--quiet", "--device", "cpu").exit_code == 0
     out = tmp_path / "ulm"
     result = invoke("train-classify", toy_tsv, "--out", out, "--max-steps", 1, "--lr", 1e-9,
-                    "--encoder-from", lm / "best.pt", "--quiet", "--device", "cpu")
+                    "--encoder-from", lm / "best.pt", "--bidirectional", "--quiet", "--device",
+                    "cpu")
     assert result.exit_code == 0, result.output
     start = torch.load(lm / "best.pt", weights_only=True)
     saved = torch.load(out / "last.pt", weights_only=True)
     assert saved["tokenizer"] == start["tokenizer"]
-    assert saved["model_config"]["hidden"] == 12 and not saved["model_config"]["bidirectional"]
+    assert saved["model_config"]["hidden"] == 12 and saved["model_config"]["bidirectional"]
     for name in ("embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0"):
         assert torch.allclose(saved["model_state"][name], start["model_state"][name],
-                              atol=1e-6), name
+                              atol=1e-6), name  # the forward direction is the LM's
+    assert "rnn.weight_ih_l0_reverse" in saved["model_state"]  # the backward one is fresh
+    one_way = tmp_path / "one-way"  # by default, the LM's one direction
+    assert invoke("train-classify", toy_tsv, "--out", one_way, "--max-steps", 1,
+                  "--encoder-from", lm / "best.pt", "--quiet", "--device", "cpu").exit_code == 0
+    saved = torch.load(one_way / "last.pt", weights_only=True)
+    assert not saved["model_config"]["bidirectional"]
+    assert "rnn.weight_ih_l0_reverse" not in saved["model_state"]
 
 
 def test_train_classify_reads_one_file_per_class(tmp_path):

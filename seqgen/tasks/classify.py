@@ -195,19 +195,25 @@ def label_ids(data: LabelledData, labels: list[str], what: str) -> list[int]:
 def _start_from_lm(path: str | Path, model_options: dict, explicit: Collection[str] | None
                    ) -> tuple[Tokenizer, dict, dict]:
     """``--encoder-from lm.pt``: the language model's tokenizer, the model options that make
-    the classifier's encoder the LM's (its cell, sizes and direction), and its weights."""
+    the classifier's encoder the LM's (its cell, sizes and direction), and its weights. Asked
+    for (``--bidirectional``), a one-layer LM is read both ways: its weights start the
+    forward direction and the backward one starts fresh. Not by default: on Rotten Tomatoes
+    that gave 77.2% against 78.5% read one way (5 minutes each, from the same LM); deeper
+    stacks keep their one direction (upper layers would read twice as wide an input)."""
     from seqgen.tasks.lm import load_lm
 
     lm, tokenizer, _ = load_lm(path, "cpu")
-    lm_config = lm.config
-    taken = {"cell": lm_config.cell, "embed": lm_config.embed, "hidden": lm_config.hidden,
-             "layers": lm_config.layers, "bidirectional": False}
+    c = lm.config
+    asked = explicit is None or "bidirectional" in explicit
+    both_ways = asked and bool(model_options.get("bidirectional")) and c.layers == 1
+    taken = {"cell": c.cell, "embed": c.embed, "hidden": c.hidden, "layers": c.layers,
+             "bidirectional": both_ways}
     clash = [k for k, v in taken.items() if explicit and k in explicit
              and model_options.get(k) != v]
     if clash:
         raise UserError(f"--encoder-from {path}: the encoder is the language model's "
-                        f"({lm_config.layers}×{lm_config.hidden} {lm_config.cell}, embed "
-                        f"{lm_config.embed}, one direction); leave out "
+                        f"({c.layers}×{c.hidden} {c.cell}, embed {c.embed}"
+                        + (", one direction" if c.layers > 1 else "") + "); leave out "
                         + ", ".join(f"--{k}" for k in clash))
     weights = {k: v for k, v in lm.state_dict().items()
                if k.startswith(("embedding.", "rnn."))}
