@@ -174,7 +174,8 @@ def classify_cmd(
     if batch_size < 1:
         raise UserError("--batch-size must be positive")
     classifier, _ = load_classifier(checkpoint, device)
-    from seqgen.data.labelled import decode_text, read_text, text_lines
+    from seqgen.data.labelled import text_lines
+    from seqgen.data.pairs import decode_text, read_text
 
     if text:
         texts = list(text)

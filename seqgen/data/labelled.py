@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seqgen.data.pairs import read_text
 from seqgen.errors import UserError
 
 LABEL_NAMES = ("label", "labels", "class", "category", "sentiment", "polarity", "target", "y")
@@ -35,28 +36,6 @@ class LabelledData:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-def decode_text(data: bytes, encoding: str, what: str) -> str:
-    """Bytes as text; a byte-order mark at the start is not text and is dropped."""
-    try:
-        return data.decode(encoding).removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{what} is not {encoding} text (byte {exc.start}); pass --encoding "
-                        "(e.g. cp1252 for Rotten Tomatoes' original files)") from None
-    except LookupError:
-        raise UserError(f"unknown --encoding {encoding!r}") from None
-
-
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_text(data, encoding, str(path))
 
 
 def text_lines(text: str) -> list[str]:

@@ -28,20 +28,32 @@ class PairFile:
     source: str = ""  # where they were read from
 
 
-def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
-    """A text file's lines; a byte-order mark at its start is not text and is dropped."""
+def decode_text(data: bytes, encoding: str, what: str) -> str:
+    """Bytes as text; a byte-order mark at the start is not text and is dropped."""
+    try:
+        return data.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} is not {encoding} text (byte {exc.start}); "
+                        "pass --encoding") from None
+    except LookupError:
+        raise UserError(f"unknown --encoding {encoding!r}") from None
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """A text file's contents, every problem reading it one line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     try:
-        return path.read_text(encoding=encoding).removeprefix("\ufeff").splitlines()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not {encoding} text (byte {exc.start}); "
-                        "pass --encoding") from None
-    except LookupError:
-        raise UserError(f"unknown --encoding {encoding!r}") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode_text(data, encoding, str(path))
+
+
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """A text file's lines (``str.splitlines``)."""
+    return read_text(path, encoding).splitlines()
 
 
 def read_tsv_pairs(path: str | Path, reverse: bool = False, skip_bad_lines: bool = False,

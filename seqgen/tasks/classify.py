@@ -87,10 +87,13 @@ class LabelledBatches:
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
         return bucket_batches(lengths, self.batch_size, generator)
 
+    def make_batch(self, index: list[int]):
+        tokens, lengths = pad_batch([self.ids[i] for i in index], eos=True)
+        return tokens, lengths, torch.tensor([self.labels[i] for i in index])
+
     def batches(self, epoch: int = 0, start: int = 0):
         for index in self.index_batches(epoch)[start:]:
-            tokens, lengths = pad_batch([self.ids[i] for i in index], eos=True)
-            yield tokens, lengths, torch.tensor([self.labels[i] for i in index])
+            yield self.make_batch(index)
 
 
 def balanced_weights(labels: Sequence[int], n_classes: int) -> list[float]:
@@ -106,7 +109,8 @@ def predict(model: SequenceClassifier, batches: LabelledBatches) -> torch.Tensor
     """Class probabilities (N, C) in the data's order, computed over sorted batches."""
     device = next(model.parameters()).device
     probs, order = [], []
-    for index, (tokens, lengths, _) in zip(batches.index_batches(0), batches.batches(0)):
+    for index in batches.index_batches(0):
+        tokens, lengths, _ = batches.make_batch(index)
         logits = model(tokens.to(device), lengths)
         probs.append(logits.float().softmax(-1).cpu())
         order.extend(index)
