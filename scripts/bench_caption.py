@@ -26,15 +26,13 @@ sys.path.insert(0, str(ROOT))
 from seqgen.config import TrainConfig, parse_duration  # noqa: E402
 from seqgen.data.captions import (  # noqa: E402
     CaptionBatches,
-    FeatureCache,
     build_caption_tokenizer,
     encode_caption,
-    encode_images,
-    eval_transform,
     read_captions,
     split_images,
-    train_transform,
 )
+from seqgen.data.features import FeatureCache, encode_images  # noqa: E402
+from seqgen.data.images import eval_transform, train_transform  # noqa: E402
 from seqgen.models.captioner import CaptionConfig, ShowAndTell  # noqa: E402
 from seqgen.models.encoders import build_encoder, freeze, pool_grid  # noqa: E402
 from seqgen.tasks.caption import CaptionTask, validation_data  # noqa: E402

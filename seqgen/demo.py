@@ -142,12 +142,19 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
     validation scenes nor ``unseen`` are ever drawn."""
     from seqgen.data.captions import build_caption_tokenizer
     from seqgen.data.scene_batches import FreshSceneBatches, scene_images
-    from seqgen.progress import ProgressReporter
-    from seqgen.tasks.caption import EncoderOptions, fit_captioner, prepare_encoder, validation_data
-    from seqgen.training import guard_out_dir
+    from seqgen.runs import Run
+    from seqgen.tasks.caption import (
+        TASK,
+        EncoderOptions,
+        fit_captioner,
+        prepare_encoder,
+        validation_data,
+    )
 
-    guard_out_dir(out_dir, resume=False, overwrite=True)
     options = caption_model_options(attention)
+    run = Run(TASK, config.replace(out_dir=str(out_dir)), overwrite=True)
+    run.define({"data": "shapes world", **options, "batch_size": config.batch_size,
+                "seed": config.seed})
     encoder, info, trainable = prepare_encoder(EncoderOptions(SMALL_CNN, pretrained=False),
                                                options["feature_dim"], config.seed)
     tokenizer = build_caption_tokenizer([" ".join(english_words())])
@@ -159,12 +166,10 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
                               config.seed, exclude)
     val_data = validation_data(scene_images(val, info.spec), [[s.english()] for s in val],
                                [f"val{i:04d}" for i in range(len(val))], tokenizer)
-    reporter = ProgressReporter(quiet=config.quiet)
-    reporter.message(f"scenes: {config.batch_size} new ones per batch, "
-                     f"{len(val)} validation and {len(unseen)} test scenes never drawn")
-    fit_captioner(encoder, info, trainable, None, tokenizer, train, val_data, options,
-                  {"format": "shapes-world", "max_len": 20}, config, reporter,
-                  "scenes drawn on the fly")
+    run.reporter.message(f"scenes: {config.batch_size} new ones per batch, "
+                         f"{len(val)} validation and {len(unseen)} test scenes never drawn")
+    fit_captioner(run, encoder, info, trainable, None, tokenizer, train, val_data, options,
+                  {"format": "shapes-world", "max_len": 20}, "scenes drawn on the fly")
 
 
 def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device: str = "auto",
@@ -237,7 +242,7 @@ def attention_text(maps, words: list[str]) -> list[str]:
 def show_attention(checkpoint: Path, image: Path, caption: str, device: str,
                    out: Console) -> None:
     """Print where the captioner looked before each word of one caption."""
-    from seqgen.data.captions import eval_transform, load_image
+    from seqgen.data.images import eval_transform, load_image
     from seqgen.tasks.caption import caption_attention, load_captioner
 
     model, tokenizer, spec, _ = load_captioner(checkpoint, device)

@@ -345,7 +345,7 @@ def _caption(s: Served, data: bytes, beam: int, attention: bool, max_pixels: int
     from fastapi import HTTPException
     from PIL import Image, UnidentifiedImageError
 
-    from seqgen.data.captions import eval_transform
+    from seqgen.data.images import eval_transform
     from seqgen.tasks.caption import caption_attention, decode_images
 
     try:

@@ -148,8 +148,13 @@ def check_training(config: TrainConfig) -> torch.device:
     return device
 
 
+RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl")
+
+
 def guard_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to train over an earlier run's checkpoints unless told to resume or replace it."""
+    """Refuse to train over an earlier run's checkpoints unless told to resume or replace it.
+    Nothing is removed here: ``--overwrite`` replaces the run only once training starts
+    (``clear_run``), so a mistake found before that leaves it as it was."""
     if resume and overwrite:
         raise UserError("--resume continues the run in --out and --overwrite replaces it: "
                         "pass one of them")
@@ -161,9 +166,12 @@ def guard_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
             f"{out_dir} already holds a run ({', '.join(existing)}): pass --resume to continue "
             "it, --overwrite to replace it, or --out DIR for a new folder"
         )
-    if overwrite:
-        for name in ("best.pt", "last.pt", "metrics.jsonl"):
-            (out_dir / name).unlink(missing_ok=True)
+
+
+def clear_run(out_dir: Path) -> None:
+    """``--overwrite``: remove the earlier run's files, as the new run starts training."""
+    for name in RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def load_run(out_dir: Path, task: str, run: dict[str, Any],
@@ -243,6 +251,15 @@ def _pinned(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_pinned(o) for o in obj)
     return obj
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """A metrics.jsonl line as its record; None for a blank or partly written one."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
@@ -650,12 +667,16 @@ class Trainer:
             self._drop_metrics_after(state.step)
 
     def _drop_metrics_after(self, step: int) -> None:
-        """Rows logged after the checkpoint (before a kill) would be logged again: drop them."""
+        """Rows logged after the checkpoint (before a kill) would be logged again: drop them,
+        and a row a kill cut off in the middle of its writing."""
         path = self.out_dir / "metrics.jsonl"
         if not path.exists():
             return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").split("\n"):
+            row = _record(line)
+            if row is not None and row.get("step", 0) <= step:
+                kept.append(line)
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def _log(self, record: dict[str, Any]) -> None:

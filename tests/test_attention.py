@@ -7,13 +7,9 @@ from helpers import assert_user_error, invoke
 from PIL import Image
 
 from seqgen.config import CaptionConfig
-from seqgen.data.captions import (
-    build_caption_tokenizer,
-    caption_tensors,
-    encode_caption,
-    eval_transform,
-)
-from seqgen.data.pairs import pad_batch
+from seqgen.data.batching import pad_batch
+from seqgen.data.captions import build_caption_tokenizer, caption_tensors, encode_caption
+from seqgen.data.images import eval_transform
 from seqgen.data.synthetic import scenes
 from seqgen.models.attention import SCORES, Attention
 from seqgen.models.captioner import ShowAttendTell, attention_penalty

@@ -9,17 +9,13 @@ import torch
 from helpers import SHARED_DATA, assert_user_error, invoke
 from PIL import Image
 
-from seqgen.data.captions import (
-    FeatureCache,
+from seqgen.data.captions import build_caption_tokenizer, caption_words, read_captions, split_images
+from seqgen.data.features import FeatureCache, encode_images
+from seqgen.data.images import (
     TransformSpec,
-    build_caption_tokenizer,
-    caption_words,
     check_images,
-    encode_images,
     eval_transform,
     load_image,
-    read_captions,
-    split_images,
     train_transform,
 )
 from seqgen.data.synthetic import english_words, scene_key, scenes
@@ -271,8 +267,8 @@ def test_bleu_uses_all_references():
 
 
 def test_tiny_captioner_overfits_shapes_scenes_exactly():
+    from seqgen.data.batching import pad_batch
     from seqgen.data.captions import caption_tensors, encode_caption
-    from seqgen.data.pairs import pad_batch
     from seqgen.tasks.caption import decode_images
     from seqgen.tokenizers import PAD_ID
 

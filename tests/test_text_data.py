@@ -95,7 +95,8 @@ def test_bad_inputs_are_user_errors(tmp_path):
 
 
 def test_a_byte_order_mark_is_not_text(tmp_path):
-    from seqgen.data.pairs import read_lines, read_tsv_pairs
+    from seqgen.data.pairs import read_tsv_pairs
+    from seqgen.data.reading import read_lines
 
     corpus = tmp_path / "bom.txt"
     corpus.write_text("\ufeffhello world\n", encoding="utf-8")

@@ -5,13 +5,8 @@ import torch
 from helpers import SHARED_DATA, assert_user_error, invoke
 
 from seqgen.config import TrainConfig
-from seqgen.data.pairs import (
-    PairBatches,
-    bucket_batches,
-    pad_batch,
-    read_parallel_files,
-    read_tsv_pairs,
-)
+from seqgen.data.batching import bucket_batches, pad_batch
+from seqgen.data.pairs import PairBatches, read_parallel_files, read_tsv_pairs
 from seqgen.decoding import beam_search
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references

@@ -174,21 +174,16 @@ def classify_cmd(
     if batch_size < 1:
         raise UserError("--batch-size must be positive")
     classifier, _ = load_classifier(checkpoint, device)
-    from seqgen.data.labelled import text_lines
-    from seqgen.data.pairs import decode_text, read_text
+    from seqgen.data.reading import read_lines, read_stdin_lines
 
     if text:
         texts = list(text)
+    elif input_file is not None:
+        texts = read_lines(input_file, encoding)
     else:
-        if input_file is not None:
-            whole = read_text(input_file, encoding)
-        else:
-            if sys.stdin.isatty():
-                err.print("type one text per line, then Ctrl-D", markup=False)
-            whole = decode_text(sys.stdin.buffer.read(), encoding, "standard input")
-        texts = text_lines(whole)
-        if texts and texts[-1] == "":
-            texts.pop()
+        if sys.stdin.isatty():
+            err.print("type one text per line, then Ctrl-D", markup=False)
+        texts = read_stdin_lines(encoding)
     with inference_precision(precision, device):
         probs = classifier.probabilities(texts, batch_size)
     k = min(top, len(classifier.labels))

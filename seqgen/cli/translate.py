@@ -170,6 +170,7 @@ def translate_cmd(
     no_repeat_ngram: NoRepeatNgram = 0,
 ) -> None:
     """Translate sentences with a trained model (arguments, --input file or stdin)."""
+    from seqgen.data.reading import read_lines, read_stdin_lines, stdin_line_stream
     from seqgen.decoding import check_no_repeat
     from seqgen.tasks.translate import check_search, load_translator
 
@@ -184,18 +185,16 @@ def translate_cmd(
     with inference_precision(precision, device):
         if interactive:
             err.print("type a sentence and press Enter (Ctrl-D to quit)", markup=False)
-            for line in sys.stdin:
+            for line in stdin_line_stream(encoding):
                 if line.strip():
                     _print_translations([line.strip()], translator, search, plot_attention)
             return
         if text:
             sentences = list(text)
         elif input_file is not None:
-            from seqgen.data.pairs import read_lines
-
             sentences = read_lines(input_file, encoding)
         else:
-            sentences = sys.stdin.read().removeprefix("\ufeff").splitlines()
+            sentences = read_stdin_lines(encoding)
         _print_translations(sentences, translator, search, plot_attention)
 
 

@@ -1,4 +1,4 @@
-"""Caption data: file layouts, image loading, the one eval transform, the feature cache, batches.
+"""Caption data: file layouts, caption words, batches of images and captions.
 
 Caption files come in the layouts people have; ``read_captions`` detects which from the content:
 
@@ -14,28 +14,22 @@ Caption files come in the layouts people have; ``read_captions`` detects which f
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import hashlib
 import io
 import json
-import math
-import os
 import random
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from seqgen.data.pairs import pad_batch
+from seqgen.data.batching import pad_batch
+from seqgen.data.images import ImageTransform, load_image
+from seqgen.data.reading import split_lines
 from seqgen.errors import UserError
-from seqgen.files import atomic_write
 from seqgen.tokenizers import BOS_ID, EOS_ID, WordTokenizer
 
 FORMATS = ("auto", "coco", "karpathy", "flickr8k", "csv", "jsonl")
@@ -90,7 +84,7 @@ def detect_format(path: Path, text: str) -> str:
             return "jsonl"  # a JSON-lines file of one line
         raise UserError(f"{path}: a JSON file, but neither COCO captions (images + annotations) "
                         "nor a Karpathy split (images with sentences)")
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = next((line for line in split_lines(text) if line.strip()), "")
     if re.match(r"^[^\t]+#\d+\t", first):
         return "flickr8k"
     if "," in first:
@@ -153,7 +147,7 @@ def _read_karpathy(text: str) -> Iterator[Row]:
 
 
 def _read_flickr8k(text: str) -> Iterator[Row]:
-    for line in text.splitlines():
+    for line in split_lines(text):
         if not line.strip():
             continue
         key, caption = line.split("\t", 1)
@@ -161,7 +155,7 @@ def _read_flickr8k(text: str) -> Iterator[Row]:
 
 
 def _read_csv(text: str) -> Iterator[Row]:
-    lines = text.splitlines()
+    lines = split_lines(text)
     header = [h.strip().lower() for h in next(csv.reader([lines[0]]))]
     image_col = next((i for i, h in enumerate(header) if h in IMAGE_COLUMNS), None)
     caption_col = next((i for i, h in enumerate(header) if h in CAPTION_COLUMNS), None)
@@ -192,7 +186,7 @@ def _read_csv(text: str) -> Iterator[Row]:
 
 
 def _read_jsonl(text: str) -> Iterator[Row]:
-    for line in text.splitlines():
+    for line in split_lines(text):
         if not line.strip():
             continue
         obj = json.loads(line)
@@ -232,110 +226,9 @@ def split_images(entries: list[ImageCaptions], val_fraction: float = 0.05, seed:
     return train, val, f"{val_fraction:.0%} of images held out"
 
 
-# ------------------------------------------------------------------ images
-def load_image(path: str | Path) -> Image.Image:
-    """Any readable image as RGB, upright (EXIF rotation applied), transparency on white."""
-    with Image.open(path) as image:
-        image.load()
-        image = ImageOps.exif_transpose(image)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if image.mode == "I;16" or image.mode == "I":
-        image = image.point(lambda v: v / 256).convert("L")
-    return image.convert("RGB")
-
-
-def try_load_image(path: str | Path) -> tuple[Image.Image | None, str]:
-    """The image, or None and why it cannot be used: not found, not an image, truncated."""
-    path = Path(path)
-    if not path.is_file():
-        return None, "not found"
-    try:
-        return load_image(path), ""
-    except UnidentifiedImageError:
-        return None, "not an image"
-    except Image.DecompressionBombError:
-        return None, "too many pixels"
-    except (OSError, ValueError, SyntaxError) as exc:
-        text = str(exc)
-        return None, "truncated" if "truncated" in text else f"unreadable ({text})"
-
-
-@dataclass(frozen=True)
-class TransformSpec:
-    """Resize (shorter side), centre crop, normalise: saved in the checkpoint."""
-
-    resize: int = 256
-    crop: int = 224
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    def __post_init__(self) -> None:
-        if not (0 < self.crop <= self.resize <= 4096):
-            raise UserError(f"image sizes resize {self.resize}, crop {self.crop} are not usable")
-        values = (*self.mean, *self.std)
-        if len(self.mean) != 3 or len(self.std) != 3 or not all(
-                isinstance(v, (int, float)) and math.isfinite(v) for v in values) or min(
-                self.std) <= 0:
-            raise UserError("the image normalisation needs 3 means and 3 positive deviations")
-
-    def to_dict(self) -> dict:
-        return {"resize": self.resize, "crop": self.crop, "mean": list(self.mean),
-                "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TransformSpec:
-        return cls(int(data["resize"]), int(data["crop"]), tuple(data["mean"]),
-                   tuple(data["std"]))
-
-
-def eval_transform(spec: TransformSpec):
-    """The one transform used for validation, caption time and cached features."""
-    from torchvision import transforms as T
-
-    return T.Compose([
-        T.Resize(spec.resize, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-        T.CenterCrop(spec.crop),
-        T.ToTensor(),
-        T.Normalize(spec.mean, spec.std),
-    ])
-
-
-ImageTransform = Callable[[Image.Image, torch.Generator], tuple[torch.Tensor, bool]]
 MIRRORED_WORDS = (("left", "right"),)  # what a horizontal flip swaps in a caption
 
 
-def train_transform(spec: TransformSpec, augment: bool) -> ImageTransform:
-    """Training images → (tensor, flipped?): the eval transform, or with ``augment`` a random
-    crop (60–100% of the area, aspect 3:4–4:3) and a horizontal flip half of the time. Random
-    numbers come from the caller's generator, never torch's global one, so batches can be
-    prepared in another thread and a resumed run sees the same crops."""
-    plain = eval_transform(spec)
-    if not augment:
-        return lambda image, generator: (plain(image), False)
-    from torchvision.transforms import functional as TF
-
-    def augmented(image: Image.Image, generator: torch.Generator) -> tuple[torch.Tensor, bool]:
-        u = torch.rand(4, generator=generator).tolist()
-        width, height = image.size
-        area = width * height * (0.6 + 0.4 * u[0])
-        aspect = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[1])
-        w = min(width, max(1, round(math.sqrt(area * aspect))))
-        h = min(height, max(1, round(math.sqrt(area / aspect))))
-        top, left = round((height - h) * u[2]), round((width - w) * u[3])
-        crop = TF.resized_crop(image, top, left, h, w, [spec.crop, spec.crop], antialias=True)
-        flip = bool(torch.rand(1, generator=generator) < 0.5)
-        if flip:
-            crop = TF.hflip(crop)
-        tensor = TF.normalize(TF.to_tensor(crop), list(spec.mean), list(spec.std))
-        return tensor, flip
-
-    return augmented
 
 
 def mirror_ids(tokenizer: WordTokenizer) -> dict[int, int]:
@@ -346,117 +239,6 @@ def mirror_ids(tokenizer: WordTokenizer) -> dict[int, int]:
             ia, ib = tokenizer.stoi[a], tokenizer.stoi[b]
             swaps[ia], swaps[ib] = ib, ia
     return swaps
-
-
-@dataclass
-class ImageSet:
-    """The readable images of a dataset (paths) and how many were skipped."""
-
-    paths: list[Path]
-    skipped: list[str]
-
-
-def check_images(images_dir: Path, names: Sequence[str]) -> ImageSet:
-    """Keep the images that exist and decode; count the others."""
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise UserError(f"image folder not found: {images_dir}")
-    paths, skipped = [], []
-    for name in names:
-        path = images_dir / name
-        try:
-            with Image.open(path) as image:
-                image.verify()
-            paths.append(path)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-            skipped.append(name)
-    return ImageSet(paths, skipped)
-
-
-# ------------------------------------------------------------------ feature cache
-def file_key(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
-class FeatureCache:
-    """Encoder grids of image files, float16, one small .npy file per image.
-
-    The folder is keyed by the encoder identity (name, weights, transform, grid shape); each
-    file by the image's path, size and modification time, so an edited image is encoded again.
-    """
-
-    def __init__(self, root: Path, encoder_key: str):
-        digest = hashlib.sha256(encoder_key.encode()).hexdigest()[:20]
-        self.root = Path(root)
-        self.dir = self.root / "features" / digest
-
-    def _file(self, path: Path) -> Path:
-        return self.dir / (hashlib.sha256(file_key(path).encode()).hexdigest()[:32] + ".npy")
-
-    def get(self, path: Path) -> np.ndarray | None:
-        try:
-            return np.load(self._file(path), mmap_mode="r")
-        except (OSError, ValueError):
-            return None
-
-    def put(self, path: Path, grid: np.ndarray) -> None:
-        atomic_write(self._file(path), lambda handle: np.save(handle, grid.astype(np.float16)))
-
-    def scratch(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A float16 array of ``shape`` backed by a file in the cache folder (memory-mapped,
-        so a large image set need not fit in RAM); the file is gone once the array is."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(suffix=".npy", dir=self.dir)
-        os.close(handle)
-        array = np.lib.format.open_memmap(name, mode="w+", dtype=np.float16, shape=shape)
-        with contextlib.suppress(OSError):  # where an open file cannot be removed, it stays
-            os.unlink(name)
-        return array
-
-
-@torch.no_grad()
-def encode_images(encoder: torch.nn.Module, paths: Sequence[Path], transform,
-                  device: torch.device, grid_shape: tuple[int, int, int], batch_size: int = 32,
-                  cache: FeatureCache | None = None,
-                  on_progress: Callable[[int, int], None] | None = None,
-                  ) -> tuple[torch.Tensor, list[int], int]:
-    """The encoder's grids of ``paths`` (N, D, h, w) in float16 on the CPU (memory-mapped with
-    a cache), the indices that could not be read (zeros there), and how many came from the
-    cache."""
-    from seqgen.models.encoders import image_grid
-
-    encoder.eval()
-    shape = (len(paths), *grid_shape)
-    grids = cache.scratch(shape) if cache else np.zeros(shape, dtype=np.float16)
-    failed: list[int] = []
-    todo: list[int] = []
-    hits = 0
-    for i, path in enumerate(paths):
-        cached = cache.get(path) if cache else None
-        if cached is not None and cached.shape == tuple(grid_shape):
-            grids[i] = cached
-            hits += 1
-        else:
-            todo.append(i)
-    for start in range(0, len(todo), batch_size):
-        chunk, tensors = [], []
-        for i in todo[start:start + batch_size]:
-            image, _ = try_load_image(paths[i])
-            if image is None:
-                failed.append(i)
-                continue
-            chunk.append(i)
-            tensors.append(transform(image))
-        if tensors:
-            out = image_grid(encoder, torch.stack(tensors).to(device)).half().cpu().numpy()
-            for i, grid in zip(chunk, out):
-                grids[i] = grid
-                if cache:
-                    cache.put(paths[i], grid)
-        if on_progress:
-            on_progress(min(start + batch_size, len(todo)), len(todo))
-    return torch.from_numpy(grids), sorted(failed), hits
 
 
 # ------------------------------------------------------------------ batches

@@ -4,9 +4,7 @@
 - one file per class, one example per line (Rotten Tomatoes' own ``rt-polarity.pos/.neg``);
 - a folder per class, one file per example (IMDB's ``train/pos/*.txt``).
 
-Lines are split on line feeds only: a text read as cp1252 keeps its "…" (byte 0x85), which
-``str.splitlines`` would take for a line break once read as Latin-1, and a Unicode line
-separator inside a review does not cut it in two.
+Lines are split on line feeds only (``seqgen.data.reading``).
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqgen.data.pairs import read_text
+from seqgen.data.reading import read_text, split_lines
 from seqgen.errors import UserError
 
 LABEL_NAMES = ("label", "labels", "class", "category", "sentiment", "polarity", "target", "y")
@@ -36,11 +34,6 @@ class LabelledData:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-def text_lines(text: str) -> list[str]:
-    """Lines split at line feeds (and CR LF), nowhere else."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _find_column(header: list[str], given: str | None, names: tuple[str, ...], what: str,
@@ -79,7 +72,7 @@ def read_table(path: str | Path, text_column: str | None = None,
     first = text.split("\n", 1)[0]
     tabbed = path.suffix.lower() == ".tsv" or (path.suffix.lower() != ".csv" and "\t" in first)
     if tabbed:  # tabs and line feeds only: quotes and stray carriage returns are text
-        rows = ((n, line.split("\t")) for n, line in enumerate(text_lines(text), start=1))
+        rows = ((n, line.split("\t")) for n, line in enumerate(split_lines(text), start=1))
     else:
         rows = _csv_rows(text, path)
     header_row = next(rows, None)
@@ -121,7 +114,7 @@ def read_class_files(classes: dict[str, str | Path], encoding: str = "utf-8") ->
                                            for k, v in classes.items()))
     for label, path in classes.items():
         before = len(data)
-        for line in text_lines(read_text(path, encoding)):
+        for line in split_lines(read_text(path, encoding)):
             if line.strip():
                 data.texts.append(line.strip())
                 data.labels.append(label)

@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from seqgen.data.captions import TransformSpec, caption_tensors, encode_caption
-from seqgen.data.pairs import pad_batch
+from seqgen.data.batching import pad_batch
+from seqgen.data.captions import caption_tensors, encode_caption
+from seqgen.data.images import TransformSpec
 from seqgen.data.synthetic import Scene, random_scene, scene_key
 from seqgen.tokenizers import WordTokenizer
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seqgen.data.captions import TransformSpec
+from seqgen.data.images import TransformSpec
 from seqgen.errors import UserError
 
 TORCHVISION = (

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from seqgen.checkpoint import load_checkpoint
 from seqgen.config import (
     CaptionConfig,
     TrainConfig,
@@ -25,17 +24,18 @@ from seqgen.config import (
 from seqgen.data.captions import (
     FORMATS,
     CaptionBatches,
-    FeatureCache,
     ImageCaptions,
-    TransformSpec,
-    check_images,
     encode_caption,
-    encode_images,
-    eval_transform,
     mirror_ids,
     normalize_caption,
     read_captions,
     split_images,
+)
+from seqgen.data.features import FeatureCache, encode_images
+from seqgen.data.images import (
+    TransformSpec,
+    check_images,
+    eval_transform,
     train_transform,
     try_load_image,
 )
@@ -52,27 +52,16 @@ from seqgen.decoding import (
 from seqgen.errors import SeqgenWarning, UserError
 from seqgen.metrics import corpus_bleu
 from seqgen.models.building import (
-    build_model,
-    check_fits,
     from_checkpoint,
-    load_weights,
-    parameter_count,
 )
 from seqgen.models.captioner import Captioner, attention_penalty, build_captioner
 from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze, pool_grid, weights_digest
 from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
+from seqgen.runs import Run, load_trained
 from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
-from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, tokenizer_from_dict
-from seqgen.training import (
-    FitResult,
-    Trainer,
-    check_training,
-    guard_out_dir,
-    load_run,
-    resolve_device,
-    resumed_config,
-)
+from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+from seqgen.training import FitResult
 
 TASK = "caption"
 MAX_LEN = 20
@@ -242,45 +231,34 @@ def train_caption(
     explicit: Collection[str] | None = None,
 ) -> FitResult:
     """Train a captioner. With ``resume``, the run in ``train_config.out_dir`` continues with
-    the options that define it (see ``seqgen.training.load_run``)."""
-    out_dir = Path(train_config.out_dir)
-    guard_out_dir(out_dir, resume, overwrite)
+    the options that define it (see ``seqgen.runs.Run``)."""
+    run = Run(TASK, train_config, resume, overwrite, explicit, reporter)
     caption_file = Path(caption_file)
     images_dir = Path(images_dir) if images_dir else default_images_dir(caption_file)
-    run = {**model_options, **_encoder_run(encoder_options),
-           **{k: v for k, v in to_dict(data_options).items() if k != "feature_cache"},
-           "batch_size": train_config.batch_size, "seed": train_config.seed}
-    saved = load_run(out_dir, TASK, run, explicit) if resume else None
-    if saved:
-        run = saved["run"]
-        # Runs of earlier versions knew only Show and Tell.
-        model_options = {k: run.get(k, EARLIER_RUNS.get(k)) for k in model_options}
-        encoder_options = EncoderOptions(run["encoder"], run["pretrained"],
-                                         run["encoder_weights"], run["finetune_encoder"],
-                                         run["encoder_lr"])
-        data_options = from_dict(CaptionDataOptions,
-                                 {**run, "feature_cache": data_options.feature_cache})
-        train_config = resumed_config(saved, train_config, explicit)
-    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
-
-    device = check_training(train_config)
-    check_fits(parameter_count(lambda: build_captioner(CaptionConfig(1, 1, grid_dim=1,
-                                                                     **model_options))),
-               device, training=True)
+    definition = run.define({
+        **model_options, **_encoder_run(encoder_options),
+        **{k: v for k, v in to_dict(data_options).items() if k != "feature_cache"},
+        "batch_size": run.config.batch_size, "seed": run.config.seed})
+    # Runs of earlier versions knew only Show and Tell.
+    model_options = {k: definition.get(k, EARLIER_RUNS.get(k)) for k in model_options}
+    encoder_options = EncoderOptions(definition["encoder"], definition["pretrained"],
+                                     definition["encoder_weights"],
+                                     definition["finetune_encoder"], definition["encoder_lr"])
+    data_options = from_dict(CaptionDataOptions,
+                             {**definition, "feature_cache": data_options.feature_cache})
+    config = run.config
+    run.check_size(lambda: build_captioner(CaptionConfig(1, 1, grid_dim=1, **model_options)))
     # The caption file and the encoder first: a bad file, a missing extra or unavailable
     # weights is told before any work on images.
     entries, fmt = read_captions(caption_file, data_options.format)
     feature_dim = int(model_options.get("feature_dim") or 256)
-    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim, train_config.seed)
+    encoder, info, trainable = prepare_encoder(encoder_options, feature_dim, config.seed)
     entries, skipped = _readable(entries, images_dir)
     if not entries:
         raise UserError(f"no readable image in {images_dir} for the captions in {caption_file}")
-    digest = entries_digest(entries)
-    if saved and saved["data"].get("digest", digest) != digest:
-        raise UserError(f"--resume: the captions differ from the ones the run in {out_dir} "
-                        "trained on; train into a new --out to use them")
+    run.check_data(entries_digest(entries), "the captions differ")
     train_entries, val_entries, how = split_images(entries, data_options.val_fraction,
-                                                   train_config.seed)
+                                                   config.seed)
     val_entries = val_entries[:data_options.val_images]
     use_features = not trainable and not data_options.augment
     if use_features:
@@ -289,12 +267,12 @@ def train_caption(
         soft = model_options.get("attention", "none") == "soft"
         train_images, val_images, bad, hits = _features(
             encoder, info, [images_dir / e.image for e in train_entries],
-            [images_dir / e.image for e in val_entries], device, cache, regions=soft)
+            [images_dir / e.image for e in val_entries], run.device, cache, regions=soft)
         d, h, w = info.grid_shape
         what = f"{h}×{w} regions of {d}" if soft else f"{info.feature_dim} pooled from its grid"
-        reporter.message(f"features: {info.name}, {what} per image, "
-                         f"{hits} of {len(train_entries) + len(val_entries)} from the cache, "
-                         f"{time.perf_counter() - started:.1f}s")
+        run.reporter.message(f"features: {info.name}, {what} per image, "
+                             f"{hits} of {len(train_entries) + len(val_entries)} from the "
+                             f"cache, {time.perf_counter() - started:.1f}s")
     else:
         train_images, val_images, bad = _pictures(
             [images_dir / e.image for e in train_entries],
@@ -307,13 +285,12 @@ def train_caption(
     if not train_entries or not val_entries:
         raise UserError(f"too few readable images in {images_dir} to train and validate "
                         f"({len(skipped)} could not be read)")
-    if saved:
-        tokenizer = tokenizer_from_dict(saved["tokenizer"])
-    else:
+    tokenizer = run.saved_tokenizer()
+    if tokenizer is None:
         tokenizer = _caption_tokenizer([c for e in train_entries for c in e.captions],
                                        data_options.min_freq)
     n_captions = sum(len(e.captions) for e in train_entries)
-    reporter.message(
+    run.reporter.message(
         f"captions: {fmt} layout, {len(train_entries)} training images ({n_captions} captions), "
         f"{len(val_entries)} validation images ({how}), vocabulary {tokenizer.describe()}"
         + (f"; skipped {len(skipped)} unreadable images" if skipped else ""))
@@ -321,18 +298,16 @@ def train_caption(
 
     max_len = data_options.max_len
     train_data = CaptionBatches(train_images, _pairs(train_entries, tokenizer),
-                                train_config.batch_size, seed=train_config.seed,
-                                transform=train_tf, max_len=max_len,
-                                mirror=mirror_ids(tokenizer))
+                                config.batch_size, seed=config.seed, transform=train_tf,
+                                max_len=max_len, mirror=mirror_ids(tokenizer))
     val = validation_data(val_images, [e.captions for e in val_entries],
                           [e.image for e in val_entries], tokenizer, max_len)
     data_meta = {"format": fmt, "options": to_dict(data_options),
                  "encoder_options": to_dict(encoder_options), "max_len": max_len,
-                 "digest": digest, "files": [str(caption_file.resolve()),
-                                             f"images: {images_dir.resolve()}"]}
-    return fit_captioner(encoder, info, trainable, encoder_options.encoder_lr, tokenizer,
-                         train_data, val, model_options, data_meta, train_config, reporter,
-                         "cached features" if use_features else "", resume, run)
+                 "files": [str(caption_file.resolve()), f"images: {images_dir.resolve()}"]}
+    return fit_captioner(run, encoder, info, trainable, encoder_options.encoder_lr, tokenizer,
+                         train_data, val, model_options, data_meta,
+                         "cached features" if use_features else "")
 
 
 def feature_cache(cache_dir: Path | None, encoder, info) -> FeatureCache | None:
@@ -421,33 +396,19 @@ def validation_data(images: torch.Tensor, captions: Sequence[Sequence[str]],
                              names, list(range(len(captions))))
 
 
-def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
+def fit_captioner(run: Run, encoder, info, trainable: bool, encoder_lr: float | None,
                   tokenizer: Tokenizer, train_data, val: DecodedValidation, model_options: dict,
-                  data_meta: dict, train_config: TrainConfig, reporter: ProgressReporter,
-                  note: str = "", resume: bool = False, run: dict | None = None) -> FitResult:
-    """Build the captioner (``--attention``) around ``encoder`` and train it with the shared
-    trainer on any batch source (caption files, or scenes drawn on the fly); ``run`` holds
-    the options that define the run (see ``seqgen.training.load_run``)."""
+                  data_meta: dict, note: str = "") -> FitResult:
+    """Build the captioner (``--attention``) around ``encoder`` and train it as ``run`` on any
+    batch source (caption files, or scenes drawn on the fly)."""
+    c = run.config
     config = from_dict(CaptionConfig, {
         **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
         "encoder": info.name, "finetune_encoder": trainable, "grid_dim": info.grid_shape[0],
-        "encoder_lr": encoder_lr or (train_config.lr / 10 if info.pretrained
-                                     else train_config.lr)})
-    torch.manual_seed(train_config.seed)
-    model = build_model(lambda: build_captioner(config, encoder),
-                        resolve_device(train_config.device))
+        "encoder_lr": encoder_lr or (c.lr / 10 if info.pretrained else c.lr)})
+    model = run.build(lambda: build_captioner(config, encoder))
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
-    reporter.message(
-        f"model: {info.name} encoder ({'trained' if trainable else 'frozen'}"
-        f"{', ' + note if note else ''}), {config.layers}×{config.hidden} "
-        f"{config.cell} decoder"
-        + (f" with soft attention over {info.grid_shape[1]}×{info.grid_shape[2]} regions"
-           if config.attention == "soft" else "")
-        + f", {n_params / 1e6:.2f}M decoder parameters, "
-        f"{len(train_data)} batches per epoch")
     meta = {
-        "task": TASK,
-        "run": run or {},
         "model_config": to_dict(config),
         "tokenizer": tokenizer.to_dict(),
         "data": {"transform": info.spec.to_dict(), "encoder_weights": info.weights_id,
@@ -456,8 +417,13 @@ def fit_captioner(encoder, info, trainable: bool, encoder_lr: float | None,
     task = CaptionTask(tokenizer, MAX_LEN,
                        alpha_c=config.alpha_c if config.attention == "soft" else 0.0)
     task.val = val
-    trainer = Trainer(model, task, train_data, val, train_config, meta, reporter)
-    return trainer.fit(resume=resume)
+    describe = (f"{info.name} encoder ({'trained' if trainable else 'frozen'}"
+                f"{', ' + note if note else ''}), {config.layers}×{config.hidden} "
+                f"{config.cell} decoder"
+                + (f" with soft attention over {info.grid_shape[1]}×{info.grid_shape[2]} "
+                   "regions" if config.attention == "soft" else ""))
+    return run.fit(model, task, train_data, val, meta, describe, n_params,
+                   "decoder parameters")
 
 
 def _caption_tokenizer(captions: Sequence[str], min_freq: int):
@@ -474,22 +440,17 @@ def load_captioner(checkpoint: str | Path, device: str = "auto"
                    ) -> tuple[Captioner, Tokenizer, TransformSpec, dict]:
     """A trained captioner, its tokenizer, its image transform and the checkpoint's contents;
     everything is checked before anything is built."""
-    target = resolve_device(device)
-    data = load_checkpoint(checkpoint, task=TASK)
-    config = from_checkpoint(checkpoint, "model configuration",
-                             lambda: from_dict(CaptionConfig, data["model_config"]))
-    tokenizer = from_checkpoint(checkpoint, "tokenizer",
-                                lambda: tokenizer_from_dict(data["tokenizer"]))
-    spec = from_checkpoint(checkpoint, "image transform",
-                           lambda: TransformSpec.from_dict(data["data"]["transform"]))
-    if tokenizer.vocab_size != config.vocab_size:
-        raise UserError(f"{checkpoint}: its tokenizer has {tokenizer.vocab_size} tokens but its "
-                        f"model {config.vocab_size}")
-    encoder, _ = from_checkpoint(checkpoint, "model configuration", lambda: build_encoder(
-        config.encoder, pretrained=False, feature_dim=config.feature_dim))
-    model = build_model(lambda: build_captioner(config, encoder), target, training=False)
-    load_weights(checkpoint, model, data.get("model_state"))
-    return model.to(target).eval(), tokenizer, spec, data
+
+    def make(config: CaptionConfig) -> Captioner:
+        encoder, _ = build_encoder(config.encoder, pretrained=False,
+                                   feature_dim=config.feature_dim)
+        return build_captioner(config, encoder)
+
+    trained = load_trained(checkpoint, TASK, CaptionConfig, make, device,
+                           {"tokenizer": "vocab_size"})
+    spec = from_checkpoint(checkpoint, "image transform", lambda: TransformSpec.from_dict(
+        trained.data["data"]["transform"]))
+    return trained.model, trained.tokenizers["tokenizer"], spec, trained.data
 
 
 @dataclass

@@ -3,7 +3,6 @@ and batched prediction."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -12,32 +11,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from seqgen.checkpoint import load_checkpoint
 from seqgen.config import ClassifierConfig, TrainConfig, check_choice, from_dict, to_dict
+from seqgen.data.batching import LengthBatches, pad_batch, records_digest
 from seqgen.data.labelled import LabelledData, ordered_labels, split_labelled
-from seqgen.data.pairs import bucket_batches, pad_batch, sorted_batches
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
-from seqgen.models.building import (
-    build_model,
-    check_fits,
-    from_checkpoint,
-    load_weights,
-    parameter_count,
-)
 from seqgen.models.classifier import SequenceClassifier
 from seqgen.progress import ProgressReporter
+from seqgen.runs import Run, load_trained
 from seqgen.tasks.translate import PairOptions
-from seqgen.tokenizers import Tokenizer, build_tokenizer, tokenizer_from_dict
-from seqgen.training import (
-    FitResult,
-    Trainer,
-    check_training,
-    guard_out_dir,
-    load_run,
-    resolve_device,
-    resumed_config,
-)
+from seqgen.tokenizers import Tokenizer, build_tokenizer
+from seqgen.training import FitResult
 
 TASK = "classify"
 CLASS_WEIGHTS = ("none", "auto")
@@ -67,33 +51,18 @@ def encode_texts(texts: Sequence[str], tokenizer: Tokenizer, max_len: int | None
     return encoded, cut
 
 
-class LabelledBatches:
+class LabelledBatches(LengthBatches):
     """Batches of (token ids (B, T), lengths (B,), class ids (B,)); every sequence ends with
-    ``<eos>``, so an example is never empty. Shuffled in length buckets for training, sorted
-    by length for validation."""
+    ``<eos>``, so an example is never empty."""
 
     def __init__(self, ids: list[list[int]], labels: list[int], batch_size: int, seed: int = 0,
                  shuffle: bool = True):
+        super().__init__([len(x) for x in ids], batch_size, seed, shuffle)
         self.ids, self.labels = ids, labels
-        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
-
-    def __len__(self) -> int:
-        return -(-len(self.ids) // self.batch_size)
-
-    def index_batches(self, epoch: int) -> list[list[int]]:
-        lengths = [len(x) for x in self.ids]
-        if not self.shuffle:
-            return sorted_batches(lengths, self.batch_size)
-        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        return bucket_batches(lengths, self.batch_size, generator)
 
     def make_batch(self, index: list[int]):
         tokens, lengths = pad_batch([self.ids[i] for i in index], eos=True)
         return tokens, lengths, torch.tensor([self.labels[i] for i in index])
-
-    def batches(self, epoch: int = 0, start: int = 0):
-        for index in self.index_batches(epoch)[start:]:
-            yield self.make_batch(index)
 
 
 def balanced_weights(labels: Sequence[int], n_classes: int) -> list[float]:
@@ -180,11 +149,7 @@ class Classifier:
 
 
 def texts_digest(data: LabelledData) -> str:
-    """What a labelled set is, to tell on --resume whether the data changed."""
-    digest = hashlib.blake2b(digest_size=16)
-    for text, label in zip(data.texts, data.labels):
-        digest.update(f"{label}\t{text}\n".encode())
-    return digest.hexdigest()
+    return records_digest(f"{label}\t{text}\n" for text, label in zip(data.texts, data.labels))
 
 
 def label_ids(data: LabelledData, labels: list[str], what: str) -> list[int]:
@@ -269,7 +234,7 @@ def train_classify(
     explicit: Collection[str] | None = None,
 ) -> FitResult:
     """Train a text classifier. With ``resume``, the run in ``train_config.out_dir``
-    continues with the options that define it (see ``seqgen.training.load_run``)."""
+    continues with the options that define it (see ``seqgen.runs.Run``)."""
     check_choice("class_weights", class_weights, CLASS_WEIGHTS)
     if init_embeddings and encoder_from:
         raise UserError("--init-embeddings and --encoder-from both set the embedding: pass one")
@@ -277,44 +242,36 @@ def train_classify(
         raise UserError("--init-embeddings needs --level word: the vectors are words'")
     if val_data is None and not 0 < val_fraction < 1:
         raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
-    out_dir = Path(train_config.out_dir)
-    guard_out_dir(out_dir, resume, overwrite)
-    device = check_training(train_config)
-    check_fits(parameter_count(lambda: SequenceClassifier(ClassifierConfig(
-        2, vocab_size=1, **model_options))), device, training=True)
-    tokenizer = lm_weights = labels = None
+    run = Run(TASK, train_config, resume, overwrite, explicit, reporter)
+    run.check_size(lambda: SequenceClassifier(ClassifierConfig(2, vocab_size=1,
+                                                               **model_options)))
+    tokenizer = lm_weights = None
     if encoder_from and not resume:
         tokenizer, model_options, lm_weights = _start_from_lm(encoder_from, model_options,
                                                               explicit)
-    run = {**model_options, **to_dict(text_options), "batch_size": train_config.batch_size,
-           "seed": train_config.seed, "val_fraction": None if val_data else val_fraction,
-           "class_weights": class_weights, "init_embeddings": init_embeddings,
-           "encoder_from": encoder_from}
-    digests = {"train": texts_digest(train_data),
-               "val": texts_digest(val_data) if val_data else None}
-    if resume:
-        saved = load_run(out_dir, TASK, run, explicit)
-        run = saved["run"]
-        if saved["data"].get("digests") != digests:
-            raise UserError(f"--resume: the examples differ from the ones the run in {out_dir} "
-                            "trained on; train into a new --out to use them")
-        model_options = {k: run[k] for k in model_options}
-        text_options = from_dict(TextOptions, run)
-        val_fraction, class_weights = run["val_fraction"], run["class_weights"]
-        train_config = resumed_config(saved, train_config, explicit)
-        tokenizer = tokenizer_from_dict(saved["tokenizer"])
-        labels = saved["labels"]  # the class order the weights were trained with
-    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    definition = run.define({
+        **model_options, **to_dict(text_options), "batch_size": run.config.batch_size,
+        "seed": run.config.seed, "val_fraction": None if val_data else val_fraction,
+        "class_weights": class_weights, "init_embeddings": init_embeddings,
+        "encoder_from": encoder_from})
+    model_options = {k: definition[k] for k in model_options}
+    text_options = from_dict(TextOptions, definition)
+    val_fraction, class_weights = definition["val_fraction"], definition["class_weights"]
+    run.check_data({"train": texts_digest(train_data),
+                    "val": texts_digest(val_data) if val_data else None}, "the examples differ")
+    config = run.config
+    tokenizer = run.saved_tokenizer() or tokenizer
     if len(train_data) == 0:
         raise UserError("no training examples")
     for note in train_data.notes:
-        reporter.message(note)
+        run.reporter.message(note)
     if val_data is None:
-        train_data, val_data = split_labelled(train_data, val_fraction, train_config.seed)
+        train_data, val_data = split_labelled(train_data, val_fraction, config.seed)
     if len(val_data) == 0:
         raise UserError("no validation examples: use more data, a larger --val-fraction or a "
                         "--val-file")
-    labels = labels or ordered_labels(train_data.labels)
+    # On --resume, the class order the weights were trained with.
+    labels = run.saved["labels"] if run.saved else ordered_labels(train_data.labels)
     if len(labels) < 2:
         raise UserError(f"the training data has one class only ({labels[0]!r}): a classifier "
                         "needs two or more")
@@ -329,63 +286,49 @@ def train_classify(
     train_y, val_y = label_ids(train_data, labels, "training data"), label_ids(
         val_data, labels, "validation data")
     counts = Counter(train_data.labels)
-    reporter.message(
+    run.reporter.message(
         f"examples: {len(train_ids):,} for training ("
         + ", ".join(f"{label} {counts[label]:,}" for label in labels) + ")"
         + (f", {cut:,} cut to --max-len {text_options.max_len}" if cut else "")
         + f"; {len(val_ids):,} for validation; vocabulary {tokenizer.describe()}")
-    config = ClassifierConfig(outputs=len(labels), vocab_size=tokenizer.vocab_size,
-                              **model_options)
-    torch.manual_seed(train_config.seed)
-    model = build_model(lambda: SequenceClassifier(config), device)
+    model_config = ClassifierConfig(outputs=len(labels), vocab_size=tokenizer.vocab_size,
+                                    **model_options)
+    model = run.build(lambda: SequenceClassifier(model_config))
     if lm_weights is not None:
         model.load_state_dict(lm_weights, strict=False)
-        reporter.message(f"embedding and {config.layers}×{config.hidden} {config.cell} from "
-                         f"{encoder_from}")
+        run.reporter.message(f"embedding and {model_config.layers}×{model_config.hidden} "
+                             f"{model_config.cell} from {encoder_from}")
     if pretrained is not None:
-        reporter.message(_copy_vectors(model, *pretrained))
-    n_params = sum(p.numel() for p in model.parameters())
-    batches = LabelledBatches(train_ids, train_y, train_config.batch_size, train_config.seed)
-    reporter.message(
-        f"model: {config.layers}×{config.hidden} {'bi-' if config.bidirectional else ''}"
-        f"{config.cell}, {config.pool} pooling, {n_params / 1e6:.2f}M parameters, "
-        f"{len(batches)} batches per epoch")
+        run.reporter.message(_copy_vectors(model, *pretrained))
+    batches = LabelledBatches(train_ids, train_y, config.batch_size, config.seed)
     weights = balanced_weights(train_y, len(labels)) if class_weights == "auto" else None
     meta = {
-        "task": TASK,
-        "run": run,
-        "model_config": to_dict(config),
+        "model_config": to_dict(model_config),
         "tokenizer": tokenizer.to_dict(),
         "labels": labels,
-        "data": {"text_options": to_dict(text_options), "digests": digests,
+        "data": {"text_options": to_dict(text_options),
                  "files": [d.source for d in (train_data, val_data) if d.source]},
     }
     task = ClassifyTask(labels, tokenizer, weights, val_data.texts[:3])
-    val = LabelledBatches(val_ids, val_y, max(64, train_config.batch_size), shuffle=False)
-    trainer = Trainer(model, task, batches, val, train_config, meta, reporter)
-    return trainer.fit(resume=resume)
+    val = LabelledBatches(val_ids, val_y, max(64, config.batch_size), shuffle=False)
+    c = model_config
+    return run.fit(model, task, batches, val, meta,
+                   f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell}, "
+                   f"{c.pool} pooling")
 
 
 def load_classifier(checkpoint: str | Path, device: str = "auto") -> tuple[Classifier, dict]:
     """A trained classifier and the checkpoint's contents; everything is checked before
     anything is built."""
-    target = resolve_device(device)
-    data = load_checkpoint(checkpoint, task=TASK)
-    config = from_checkpoint(checkpoint, "model configuration",
-                             lambda: from_dict(ClassifierConfig, data["model_config"]))
-    tokenizer = from_checkpoint(checkpoint, "tokenizer",
-                                lambda: tokenizer_from_dict(data["tokenizer"]))
-    labels = data.get("labels")
+    trained = load_trained(checkpoint, TASK, ClassifierConfig, SequenceClassifier, device,
+                           {"tokenizer": "vocab_size"})
+    labels = trained.data.get("labels")
     if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)
-            and len(labels) == config.outputs):
+            and len(labels) == trained.config.outputs):
         raise UserError(f"{checkpoint} does not hold the class names of its model")
-    if tokenizer.vocab_size != config.vocab_size:
-        raise UserError(f"{checkpoint}: its tokenizer has {tokenizer.vocab_size} tokens but its "
-                        f"model {config.vocab_size}")
-    model = build_model(lambda: SequenceClassifier(config), target, training=False)
-    load_weights(checkpoint, model, data.get("model_state"))
-    max_len = (data.get("data") or {}).get("text_options", {}).get("max_len")
-    return Classifier(model.to(target).eval(), tokenizer, labels, max_len), data
+    max_len = (trained.data.get("data") or {}).get("text_options", {}).get("max_len")
+    return Classifier(trained.model, trained.tokenizers["tokenizer"], labels, max_len), \
+        trained.data
 
 
 def evaluate_classifier(classifier: Classifier, data: LabelledData, batch_size: int = 256,

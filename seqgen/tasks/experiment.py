@@ -16,7 +16,8 @@ from seqgen.data.long_lag import LongLagBatches, LongLagSpec, generate, spec_of
 from seqgen.errors import UserError
 from seqgen.models.classifier import SequenceClassifier
 from seqgen.progress import ProgressReporter
-from seqgen.training import Trainer, check_training, guard_out_dir
+from seqgen.runs import Run
+from seqgen.training import check_training, guard_out_dir
 
 TASK = "experiment"
 VAL_SEQUENCES = 1024
@@ -96,7 +97,8 @@ class ExperimentResult:
 
 def run_experiment(name: str, lag: int, row: str, train_config: TrainConfig,
                    hidden: int = 128, layers: int = 1, grad_norms: bool = False,
-                   reporter: ProgressReporter | None = None) -> ExperimentResult:
+                   reporter: ProgressReporter | None = None,
+                   overwrite: bool = False) -> ExperimentResult:
     """Train one model on one task until solved or out of budget."""
     spec = spec_of(name, lag)
     if row not in ROWS:
@@ -106,27 +108,25 @@ def run_experiment(name: str, lag: int, row: str, train_config: TrainConfig,
                               input_dim=spec.input_dim, cell=cell, embed=16, hidden=hidden,
                               layers=layers, bidirectional=False, dropout=0.0, pool="last",
                               init=init)
-    train_config = train_config.replace(select_metric=spec.metric, stop_at=spec.solved_at)
-    torch.manual_seed(train_config.seed)
-    model = SequenceClassifier(config)
-    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    run = Run(TASK, train_config.replace(select_metric=spec.metric, stop_at=spec.solved_at),
+              overwrite=overwrite, reporter=reporter)
+    run.define({"experiment": name, "lag": lag, "row": row})
+    model = run.build(lambda: SequenceClassifier(config))
     norms = {}
     if grad_norms:
-        norms["start"] = gradient_norms(model, spec, lag, seed=train_config.seed)
-    val_batches = LongLagBatches(name, lag, 128, seed=train_config.seed + 1_000_000,
+        norms["start"] = gradient_norms(model, spec, lag, seed=run.config.seed)
+    val_batches = LongLagBatches(name, lag, 128, seed=run.config.seed + 1_000_000,
                                  per_epoch=VAL_SEQUENCES // 128)
-    meta = {"task": TASK, "run": {"experiment": name, "lag": lag, "row": row},
-            "model_config": to_dict(config)}
-    trainer = Trainer(model, LongLagTask(spec),
-                      LongLagBatches(name, lag, train_config.batch_size, train_config.seed),
-                      list(val_batches.batches()), train_config, meta, reporter)
-    result = trainer.fit()
+    result = run.fit(model, LongLagTask(spec),
+                     LongLagBatches(name, lag, run.config.batch_size, run.config.seed),
+                     list(val_batches.batches()), {"model_config": to_dict(config)},
+                     f"1×{hidden} {row}" if layers == 1 else f"{layers}×{hidden} {row}")
     if result.reason == "interrupted":
         raise KeyboardInterrupt
     if grad_norms:
-        norms["end"] = gradient_norms(model, spec, lag, seed=train_config.seed)
-    s = trainer.state
-    final = next((h for h in reversed(trainer.history) if spec.metric in h), {})
+        norms["end"] = gradient_norms(model, spec, lag, seed=run.config.seed)
+    s = run.trainer.state
+    final = next((h for h in reversed(run.trainer.history) if spec.metric in h), {})
     solved = result.reason == "target"
     return ExperimentResult(name, lag, row, solved, s.best_step if solved else s.step,
                             s.train_time, final.get(spec.metric), spec.metric, norms)
@@ -136,7 +136,8 @@ def run_table(name: str, lags: Sequence[int], rows: Sequence[str], train_config:
               hidden: int = 128, layers: int = 1, overwrite: bool = False,
               grad_norms: bool = False, on_result=None) -> list[ExperimentResult]:
     """Every row (cell) at every lag, each in its own folder below ``out_dir``; all folders
-    are checked before the first run starts."""
+    are checked before the first run starts, and each is replaced (``overwrite``) only as
+    its own run starts."""
     lags, rows = list(dict.fromkeys(lags)), list(dict.fromkeys(rows))
     for lag in lags:
         spec_of(name, lag)
@@ -154,7 +155,8 @@ def run_table(name: str, lags: Sequence[int], rows: Sequence[str], train_config:
     for row in rows:
         for lag in lags:
             config = train_config.replace(out_dir=str(folders[row, lag]))
-            result = run_experiment(name, lag, row, config, hidden, layers, grad_norms)
+            result = run_experiment(name, lag, row, config, hidden, layers, grad_norms,
+                                    overwrite=overwrite)
             results.append(result)
             if on_result is not None:
                 on_result(result)

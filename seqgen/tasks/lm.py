@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqgen.checkpoint import load_checkpoint
 from seqgen.config import (
     LM_BPTT,
     LM_GPU_LR,
@@ -35,14 +34,11 @@ from seqgen.decoding import ban_tokens, generate
 from seqgen.errors import UserError
 from seqgen.metrics import perplexity
 from seqgen.models.building import (
-    build_model,
-    check_fits,
     from_checkpoint,
-    load_weights,
-    parameter_count,
 )
 from seqgen.models.lm import RNNLanguageModel
 from seqgen.progress import ProgressReporter
+from seqgen.runs import Run, load_trained
 from seqgen.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -50,17 +46,8 @@ from seqgen.tokenizers import (
     UNK_ID,
     Tokenizer,
     check_tokenizer_options,
-    tokenizer_from_dict,
 )
-from seqgen.training import (
-    FitResult,
-    Trainer,
-    check_training,
-    guard_out_dir,
-    load_run,
-    resolve_device,
-    resumed_config,
-)
+from seqgen.training import FitResult
 
 TASK = "lm"
 NEVER = (PAD_ID, BOS_ID, EOS_ID)  # padding and sentence markers never occur in a corpus
@@ -229,73 +216,56 @@ def train_lm(
 ) -> FitResult:
     """Train a language model. With ``resume``, the run in ``train_config.out_dir`` continues
     with the options that define it; ``explicit`` names the options the user gave (see
-    ``seqgen.training.load_run``)."""
-    out_dir = Path(train_config.out_dir)
-    guard_out_dir(out_dir, resume, overwrite)
-    device = check_training(train_config)
+    ``seqgen.runs.Run``)."""
+    run = Run(TASK, train_config, resume, overwrite, explicit, reporter)
     if bptt < 1:
         raise UserError(f"--bptt must be positive, got {bptt}")
     if not val_file and not 0 < val_fraction < 1:
         raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
-    # Bad sizes or names stop here, before any work on the corpus.
-    check_fits(parameter_count(lambda: RNNLanguageModel(LMConfig(1, **model_options))),
-               device, training=True)
-    gpu = gpu_sizes(device, explicit, resume)
+    run.check_size(lambda: RNNLanguageModel(LMConfig(1, **model_options)))
+    gpu = gpu_sizes(run.device, explicit, resume)
     if gpu:
         model_options = {**model_options, **{k: v for k, v in gpu.items()
                                              if k in model_options}}
-        train_config = train_config.replace(batch_size=gpu["batch_size"],
-                                            lr=gpu.get("lr", train_config.lr))
+        run.config = run.config.replace(batch_size=gpu["batch_size"],
+                                        lr=gpu.get("lr", run.config.lr))
         bptt = gpu["bptt"]
-    run = {**model_options, **to_dict(corpus_options), "bptt": bptt,
-           "batch_size": train_config.batch_size,
-           "val_file": str(Path(val_file).resolve()) if val_file else None,
-           "val_fraction": None if val_file else val_fraction}
-    tokenizer = saved = None
-    if resume:
-        saved = load_run(out_dir, TASK, run, explicit)
-        run = saved["run"]
-        model_options = {k: run[k] for k in model_options}
-        corpus_options = from_dict(CorpusOptions, run)
-        bptt, val_file, val_fraction = run["bptt"], run["val_file"], run["val_fraction"]
-        train_config = resumed_config(saved, train_config, explicit)
-        tokenizer = tokenizer_from_dict(saved["tokenizer"])
-    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    definition = run.define({
+        **model_options, **to_dict(corpus_options), "bptt": bptt,
+        "batch_size": run.config.batch_size,
+        "val_file": str(Path(val_file).resolve()) if val_file else None,
+        "val_fraction": None if val_file else val_fraction})
+    model_options = {k: definition[k] for k in model_options}
+    corpus_options = from_dict(CorpusOptions, definition)
+    bptt, val_file = definition["bptt"], definition["val_file"]
+    val_fraction = definition["val_fraction"]
     if gpu:
-        reporter.message("on a GPU with no size given: " + ", ".join(
+        run.reporter.message("on a GPU with no size given: " + ", ".join(
             f"{option(k)} {v}" for k, v in gpu.items()))
-    data = prepare_lm_data(corpus, corpus_options, train_config.batch_size, bptt, val_file,
-                           val_fraction, tokenizer, cache_dir)
-    if saved and saved["data"].get("corpus_digest") not in (None, data.digest):
-        raise UserError(f"--resume: the corpus differs from the one the run in {out_dir} "
-                        "trained on; train into a new --out to use it")
+    data = prepare_lm_data(corpus, corpus_options, run.config.batch_size, bptt, val_file,
+                           val_fraction, run.saved_tokenizer(), cache_dir)
+    run.check_data(data.digest, "the corpus differs")
     n_val = len(data.val) - 1
     during = f"{VAL_TOKENS:,} in {VAL_PIECES} runs during training, all at the end" \
         if n_val > VAL_TOKENS else "all at each validation"
-    reporter.message(
+    run.reporter.message(
         f"corpus: {data.train.n_targets:,} training tokens, {n_val:,} validation tokens "
         f"({during}), vocabulary {data.tokenizer.describe()}"
         + (" (from cache)" if data.cached else "")
     )
     config = LMConfig(vocab_size=data.tokenizer.vocab_size, **model_options)
-    torch.manual_seed(train_config.seed)  # the same seed gives the same initial weights
-    model = build_model(lambda: RNNLanguageModel(config), device)
-    n_params = sum(p.numel() for p in model.parameters())
-    reporter.message(f"model: {config.layers}×{config.hidden} {config.cell}, "
-                     f"{n_params / 1e6:.2f}M parameters, {len(data.train)} batches per epoch")
+    model = run.build(lambda: RNNLanguageModel(config))
     meta = {
-        "task": TASK,
-        "run": run,
         "model_config": to_dict(config),
         "tokenizer": data.tokenizer.to_dict(),
         "data": {"bptt": bptt, "corpus_options": to_dict(corpus_options),
-                 "chars_per_token": data.chars_per_token, "corpus_digest": data.digest,
+                 "chars_per_token": data.chars_per_token,
                  "files": [str(Path(f).resolve()) for f in resolve_text_files(corpus)]
                  + ([f"validation: {Path(val_file).resolve()}"] if val_file else [])},
     }
     task = LMTask(data.tokenizer, data.chars_per_token, val_tokens=VAL_TOKENS)
-    trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
-    return trainer.fit(resume=resume)
+    return run.fit(model, task, data.train, data.val, meta,
+                   f"{config.layers}×{config.hidden} {config.cell}")
 
 
 def gpu_sizes(device: torch.device, explicit: Collection[str] | None,
@@ -312,18 +282,9 @@ def load_lm(
 ) -> tuple[RNNLanguageModel, Tokenizer, dict]:
     """A trained language model, its tokenizer and the checkpoint's contents; everything is
     checked before anything is built."""
-    target = resolve_device(device)
-    data = load_checkpoint(checkpoint, task=TASK)
-    config = from_checkpoint(checkpoint, "model configuration",
-                             lambda: from_dict(LMConfig, data["model_config"]))
-    tokenizer = from_checkpoint(checkpoint, "tokenizer",
-                                lambda: tokenizer_from_dict(data["tokenizer"]))
-    if tokenizer.vocab_size != config.vocab_size:
-        raise UserError(f"{checkpoint}: its tokenizer has {tokenizer.vocab_size} tokens but its "
-                        f"model {config.vocab_size}")
-    model = build_model(lambda: RNNLanguageModel(config), target, training=False)
-    load_weights(checkpoint, model, data.get("model_state"))
-    return model.to(target).eval(), tokenizer, data
+    trained = load_trained(checkpoint, TASK, LMConfig, RNNLanguageModel, device,
+                           {"tokenizer": "vocab_size"})
+    return trained.model, trained.tokenizers["tokenizer"], trained.data
 
 
 def start_tokens(tokenizer: Tokenizer, prime: str) -> list[int]:

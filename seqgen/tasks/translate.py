@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Collection, Sequence
@@ -11,16 +10,9 @@ from pathlib import Path
 
 import torch
 
-from seqgen.checkpoint import load_checkpoint
 from seqgen.config import Seq2SeqConfig, TrainConfig, check_choice, from_dict, to_dict
-from seqgen.data.pairs import (
-    PairBatches,
-    PairFile,
-    pad_batch,
-    read_parallel_files,
-    read_tsv_pairs,
-    sorted_batches,
-)
+from seqgen.data.batching import pad_batch, records_digest, sorted_batches
+from seqgen.data.pairs import PairBatches, PairFile, read_parallel_files, read_tsv_pairs
 from seqgen.decoding import (
     Hypothesis,
     ban_tokens,
@@ -31,16 +23,10 @@ from seqgen.decoding import (
 )
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references, perplexity
-from seqgen.models.building import (
-    build_model,
-    check_fits,
-    from_checkpoint,
-    load_weights,
-    parameter_count,
-)
 from seqgen.models.seq2seq import Seq2Seq
 from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
+from seqgen.runs import Run, load_trained
 from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import (
     BOS_ID,
@@ -50,17 +36,8 @@ from seqgen.tokenizers import (
     Tokenizer,
     build_tokenizer,
     check_tokenizer_options,
-    tokenizer_from_dict,
 )
-from seqgen.training import (
-    FitResult,
-    Trainer,
-    check_training,
-    guard_out_dir,
-    load_run,
-    resolve_device,
-    resumed_config,
-)
+from seqgen.training import FitResult
 
 TASK = "translate"
 
@@ -332,11 +309,7 @@ class TranslateTask:
 
 
 def pairs_digest(pairs: Sequence[tuple[str, str]]) -> str:
-    """What a set of sentence pairs is, to tell on --resume whether the data changed."""
-    digest = hashlib.blake2b(digest_size=16)
-    for source, target in pairs:
-        digest.update(f"{source}\t{target}\n".encode())
-    return digest.hexdigest()
+    return records_digest(f"{source}\t{target}\n" for source, target in pairs)
 
 
 def train_translate(
@@ -356,7 +329,8 @@ def train_translate(
     teacher_forcing_decay: str = "none",
 ) -> FitResult:
     """Train a translator. With ``resume``, the run in ``train_config.out_dir`` continues
-    with the options that define it (see ``seqgen.training.load_run``)."""
+    with the options that define it (see ``seqgen.runs.Run``)."""
+    run = Run(TASK, train_config, resume, overwrite, explicit, reporter)
     if not 0 <= teacher_forcing <= 1:
         raise UserError("--teacher-forcing must be in [0, 1]")
     check_choice("teacher_forcing_decay", teacher_forcing_decay, DECAYS)
@@ -369,45 +343,37 @@ def train_translate(
                         "decays to")
     if not 0 <= label_smoothing < 1:
         raise UserError("--label-smoothing must be in [0, 1)")
-    out_dir = Path(train_config.out_dir)
-    guard_out_dir(out_dir, resume, overwrite)
-    device = check_training(train_config)
-    # Bad options and impossible sizes stop here, before any sentence is tokenised.
-    check_fits(parameter_count(lambda: Seq2Seq(Seq2SeqConfig(1, 1, **model_options))), device,
-               training=True)
-    run = {**model_options, **to_dict(pair_options), "batch_size": train_config.batch_size,
-           "seed": train_config.seed, "val_fraction": None if val_pairs else val_fraction,
-           "val_bleu_sentences": val_bleu_sentences, "teacher_forcing": teacher_forcing,
-           "teacher_forcing_decay": teacher_forcing_decay, "label_smoothing": label_smoothing}
-    digests = {"train": pairs_digest(train_pairs.pairs),
-               "val": pairs_digest(val_pairs.pairs) if val_pairs else None}
+    run.check_size(lambda: Seq2Seq(Seq2SeqConfig(1, 1, **model_options)))
+    definition = run.define({
+        **model_options, **to_dict(pair_options), "batch_size": run.config.batch_size,
+        "seed": run.config.seed, "val_fraction": None if val_pairs else val_fraction,
+        "val_bleu_sentences": val_bleu_sentences, "teacher_forcing": teacher_forcing,
+        "teacher_forcing_decay": teacher_forcing_decay, "label_smoothing": label_smoothing})
+    model_options = {k: definition[k] for k in model_options}
+    pair_options = from_dict(PairOptions, definition)
+    val_fraction, val_bleu_sentences = definition["val_fraction"], \
+        definition["val_bleu_sentences"]
+    teacher_forcing, label_smoothing = definition["teacher_forcing"], \
+        definition["label_smoothing"]
+    teacher_forcing_decay = definition["teacher_forcing_decay"]
+    run.check_data({"train": pairs_digest(train_pairs.pairs),
+                    "val": pairs_digest(val_pairs.pairs) if val_pairs else None},
+                   "the sentence pairs differ")
     tokenizers = None
-    if resume:
-        saved = load_run(out_dir, TASK, run, explicit)
-        run = saved["run"]
-        if saved["data"].get("digests", digests) != digests:
-            raise UserError(f"--resume: the sentence pairs differ from the ones the run in "
-                            f"{out_dir} trained on; train into a new --out to use them")
-        model_options = {k: run[k] for k in model_options}
-        pair_options = from_dict(PairOptions, run)
-        val_fraction, val_bleu_sentences = run["val_fraction"], run["val_bleu_sentences"]
-        teacher_forcing, label_smoothing = run["teacher_forcing"], run["label_smoothing"]
-        teacher_forcing_decay = run["teacher_forcing_decay"]
-        train_config = resumed_config(saved, train_config, explicit)
-        tokenizers = (tokenizer_from_dict(saved["src_tokenizer"]),
-                      tokenizer_from_dict(saved["tgt_tokenizer"]))
-    reporter = reporter or ProgressReporter(quiet=train_config.quiet)
+    if run.saved:
+        tokenizers = (run.saved_tokenizer("src_tokenizer"), run.saved_tokenizer("tgt_tokenizer"))
+    config = run.config
     pairs = train_pairs.pairs
     if val_pairs is None:
-        pairs, held = split_by_source(pairs, val_fraction, train_config.seed)
+        pairs, held = split_by_source(pairs, val_fraction, config.seed)
     else:
         held = val_pairs.pairs
     skipped = train_pairs.skipped + (val_pairs.skipped if val_pairs else 0)
     if skipped:
-        reporter.message(f"skipped {skipped} bad line{'s' * (skipped != 1)}")
-    data = prepare_translate_data(pairs, held, pair_options, train_config.batch_size,
-                                  train_config.seed, val_bleu_sentences, tokenizers)
-    reporter.message(
+        run.reporter.message(f"skipped {skipped} bad line{'s' * (skipped != 1)}")
+    data = prepare_translate_data(pairs, held, pair_options, config.batch_size, config.seed,
+                                  val_bleu_sentences, tokenizers)
+    run.reporter.message(
         f"pairs: {len(data.train.sources):,} for training"
         + (f" ({data.dropped:,} over --max-len {pair_options.max_len} dropped)"
            if data.dropped else "")
@@ -416,50 +382,34 @@ def train_translate(
         f"source vocabulary {data.src_tokenizer.describe()}, target vocabulary "
         f"{data.tgt_tokenizer.describe()}"
     )
-    config = Seq2SeqConfig(src_vocab=data.src_tokenizer.vocab_size,
-                           tgt_vocab=data.tgt_tokenizer.vocab_size, **model_options)
-    torch.manual_seed(train_config.seed)
-    model = build_model(lambda: Seq2Seq(config), device)
-    n_params = sum(p.numel() for p in model.parameters())
-    reporter.message(
-        f"model: {config.layers}×{config.hidden} {'bi-' if config.bidirectional else ''}"
-        f"{config.cell} encoder, {config.attention} attention"
-        f"{', input feeding' if config.input_feeding else ''}, {n_params / 1e6:.2f}M "
-        f"parameters, {len(data.train)} batches per epoch")
+    model_config = Seq2SeqConfig(src_vocab=data.src_tokenizer.vocab_size,
+                                 tgt_vocab=data.tgt_tokenizer.vocab_size, **model_options)
+    model = run.build(lambda: Seq2Seq(model_config))
     meta = {
-        "task": TASK,
-        "run": run,
-        "model_config": to_dict(config),
+        "model_config": to_dict(model_config),
         "src_tokenizer": data.src_tokenizer.to_dict(),
         "tgt_tokenizer": data.tgt_tokenizer.to_dict(),
         "data": {"pair_options": to_dict(pair_options), "teacher_forcing": teacher_forcing,
-                 "label_smoothing": label_smoothing, "digests": digests,
+                 "label_smoothing": label_smoothing,
                  "files": [p.source for p in (train_pairs, val_pairs) if p and p.source]},
     }
     task = TranslateTask(data.src_tokenizer, data.tgt_tokenizer, teacher_forcing,
                          label_smoothing, [data.val.inputs[i] for i in data.val.sample[:3]],
                          teacher_forcing_decay)
-    trainer = Trainer(model, task, data.train, data.val, train_config, meta, reporter)
-    return trainer.fit(resume=resume)
+    c = model_config
+    return run.fit(model, task, data.train, data.val, meta,
+                   f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell} encoder, "
+                   f"{c.attention} attention{', input feeding' if c.input_feeding else ''}")
 
 
 def load_translator(checkpoint: str | Path, device: str = "auto") -> tuple[Translator, dict]:
     """A trained translator and the checkpoint's contents; everything is checked before
     anything is built."""
-    target = resolve_device(device)
-    data = load_checkpoint(checkpoint, task=TASK)
-    config = from_checkpoint(checkpoint, "model configuration", lambda: from_dict(
-        Seq2SeqConfig, legacy_config(data["model_config"])))
-    src, tgt = (from_checkpoint(checkpoint, f"{side} tokenizer",
-                                lambda side=side: tokenizer_from_dict(data[f"{side}_tokenizer"]))
-                for side in ("src", "tgt"))
-    if (src.vocab_size, tgt.vocab_size) != (config.src_vocab, config.tgt_vocab):
-        raise UserError(f"{checkpoint}: its tokenizers ({src.vocab_size}, {tgt.vocab_size} "
-                        f"tokens) do not match its model ({config.src_vocab}, "
-                        f"{config.tgt_vocab})")
-    model = build_model(lambda: Seq2Seq(config), target, training=False)
-    load_weights(checkpoint, model, legacy_state(data.get("model_state")))
-    return Translator(model.to(target).eval(), src, tgt), data
+    trained = load_trained(checkpoint, TASK, Seq2SeqConfig, Seq2Seq, device,
+                           {"src_tokenizer": "src_vocab", "tgt_tokenizer": "tgt_vocab"},
+                           legacy_config, legacy_state)
+    return Translator(trained.model, trained.tokenizers["src_tokenizer"],
+                      trained.tokenizers["tgt_tokenizer"]), trained.data
 
 
 def legacy_config(config: dict) -> dict:
