@@ -10,8 +10,8 @@ from pathlib import Path
 
 from seqgen.errors import UserError
 
-# Validation figures drawn when present, best first; "loss" is drawn with the training loss.
-FIGURES = ("ppl", "bpc", "bleu", "bleu4", "accuracy", "macro_f1", "mse", "chrf")
+# What a record holds besides its figures; "loss" is drawn with the training loss.
+NOT_FIGURES = ("kind", "step", "epoch", "elapsed", "loss")
 MARKS = "*o+x#@%&"
 
 
@@ -71,7 +71,11 @@ def panels(runs: list[Run]) -> list[tuple[str, list[tuple[str, str]]]]:
                                                             ("val", run.val))
             for row in rows for key in row}
     chosen = [("loss", [(k, "loss") for k in ("train", "val") if (k, "loss") in have])]
-    chosen += [(key, [("val", key)]) for key in FIGURES if ("val", key) in have]
+    # Every validation figure the runs have, in the order their tasks report them: plot
+    # knows no task.
+    figures = dict.fromkeys(key for run in runs for row in run.val for key, value in row.items()
+                            if key not in NOT_FIGURES and isinstance(value, (int, float)))
+    chosen += [(key, [("val", key)]) for key in figures]
     if ("train", "lr") in have:
         chosen.append(("learning rate", [("train", "lr")]))
     return [(title, lines) for title, lines in chosen if lines]

@@ -8,14 +8,16 @@ from typing import Any
 from seqgen.checkpoint import count_parameters, load_checkpoint
 from seqgen.models.building import from_checkpoint
 from seqgen.progress import format_seconds
+from seqgen.tasks.registry import task_spec
 from seqgen.tokenizers import tokenizer_from_dict
 
 _RECORD_KEYS = ("kind", "step", "epoch", "elapsed")
 
 
-def summarize(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents as plain data: what it is, how and on what it was trained."""
-    data = load_checkpoint(path)
+def summarize(path: str | Path, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint's contents (``data``, read from ``path`` if not given) as plain data:
+    what it is, how and on what it was trained."""
+    data = load_checkpoint(path) if data is None else data
     state = data.get("trainer_state") or {}
     history = data.get("history") or []
     summary: dict[str, Any] = {
@@ -30,7 +32,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
                                             tokenizer_from_dict(data[key]).describe())
                        for key in sorted(k for k in data
                                          if k == "tokenizer" or k.endswith("_tokenizer"))},
-        "labels": data.get("labels"),  # a classifier's classes
+        **task_spec(data["task"]).describe(data),  # what only its task knows
         "data": (data.get("data") or {}).get("files"),
         "command": data.get("command"),
         "device": data.get("device"),
@@ -48,6 +50,17 @@ def summarize(path: str | Path) -> dict[str, Any]:
     return summary
 
 
+def _text(value: Any) -> str:
+    """A task's own figure for a table cell: lists joined, mappings as "key value"."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_text, value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _numbers(record: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in record.items()
                      if k not in _RECORD_KEYS and isinstance(v, (int, float)))
@@ -55,15 +68,16 @@ def _numbers(record: dict[str, Any]) -> str:
 
 def describe_checkpoint(path: str | Path) -> list[tuple[str, str]]:
     """The summary as rows of a table."""
-    s = summarize(path)
+    data = load_checkpoint(path)
+    s = summarize(path, data)
     rows = [("file", f"{s['file']} ({s['size_mb']} MB)"), ("task", s["task"]),
             ("format", f"version {s['format']} (seqgen {s['seqgen_version'] or '?'})")]
     if s["model"]:
         rows.append(("model", ", ".join(f"{k}={v}" for k, v in s["model"].items())))
     rows.append(("parameters", f"{s['parameters']:,}"))
     rows += [(key.replace("_", " "), text) for key, text in s["tokenizers"].items()]
-    if s["labels"]:
-        rows.append(("classes", ", ".join(map(str, s["labels"]))))
+    rows += [(key.replace("_", " "), _text(value)) for key, value in
+             task_spec(s["task"]).describe(data).items()]
     if s["data"]:
         rows.append(("trained on", ", ".join(map(str, s["data"]))))
     if "trained" in s:

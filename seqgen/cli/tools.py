@@ -85,28 +85,41 @@ def serve_cmd(
         help="Checkpoints to serve (any tasks); only these can be used by requests.")],
     host: Annotated[str, typer.Option(
         "--host", help="Address to bind: 127.0.0.1 (this machine only) unless you mean to "
-        "open it to a network.")] = "127.0.0.1",
+        "open it to a network (then a --token is required).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     device: Device = "auto",
     max_upload: Annotated[str, typer.Option(
         "--max-upload", help="Largest image upload, e.g. 10MB or 500KB.")] = "10MB",
+    max_body: Annotated[str, typer.Option(
+        "--max-body", help="Largest JSON request body, e.g. 1MB.")] = "1MB",
     max_pixels: Annotated[int, typer.Option(
         "--max-pixels", help="Largest image, in pixels, checked before decoding.")
     ] = 40_000_000,
     queue: Annotated[int, typer.Option(
-        "--queue", help="Requests that may wait for the model; more are answered 503.")] = 16,
+        "--queue", help="Requests that may run or wait for the model; more are answered "
+        "503.")] = 16,
+    time_limit: Annotated[str, typer.Option(
+        "--time-limit", help="Longest a request may take, waiting included (e.g. 60s, "
+        "5m); a longer one is stopped and answered 504.")] = "60s",
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="A host name the server answers to besides loopback's (repeat "
+        "for several; '*' for any): names others reach this machine by.")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Requests to the API must send 'Authorization: Bearer TOKEN' "
+        "(default: $SEQGEN_TOKEN; required off loopback).")] = None,
 ) -> None:
-    """Serve models as a JSON API (/generate, /translate, /caption, /classify, /models;
-    docs at /docs) and a small page at / (pip install 'seqgen[serve]')."""
-    from seqgen.serve import parse_size, serve
+    """Serve models as a JSON API (/generate, /translate, /caption, /classify, /models,
+    /health; docs at /docs) and a small page at / (pip install 'seqgen[serve]')."""
+    from seqgen.serve import Limits, parse_size, serve
 
     if not 0 < port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {port}")
     if max_pixels < 1 or queue < 1:
         raise UserError("--max-pixels and --queue must be positive")
-    limit = parse_size(max_upload)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"warning: binding {host}: anyone who can reach this machine can use the "
-                  "models", markup=False)
-    serve(checkpoints, host, port, device, limit, max_pixels, queue,
+    seconds = parse_duration(time_limit)
+    if not seconds:
+        raise UserError(f"--time-limit must be a positive duration, got {time_limit!r}")
+    limits = Limits(max_upload=parse_size(max_upload), max_body=parse_size(max_body),
+                    max_pixels=max_pixels, time_limit=seconds, queue=queue)
+    serve(checkpoints, host, port, device, limits, allow_host, token,
           announce=lambda text: err.print(text, markup=False))

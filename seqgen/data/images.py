@@ -8,6 +8,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,9 +20,10 @@ from seqgen.errors import UserError
 DECODE_ERRORS = (OSError, ValueError, EOFError, struct.error, IndexError, SyntaxError)
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Any readable image as RGB, upright (EXIF rotation applied), transparency on white."""
-    with Image.open(path) as image:
+def load_image(source: str | Path | BinaryIO) -> Image.Image:
+    """Any readable image (a file, or its bytes) as RGB, upright (EXIF rotation applied),
+    transparency on white."""
+    with Image.open(source) as image:
         image.load()
         image = ImageOps.exif_transpose(image)
     if image.mode == "P" and "transparency" in image.info:

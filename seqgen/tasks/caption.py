@@ -59,6 +59,7 @@ from seqgen.models.encoders import SMALL_CNN, build_encoder, freeze, pool_grid, 
 from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
+from seqgen.tasks.registry import TaskSpec, register
 from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from seqgen.training import FitResult
@@ -454,6 +455,21 @@ def load_captioner(checkpoint: str | Path, device: str = "auto"
 
 
 @dataclass
+class CaptionModel:
+    """A trained captioner with its tokenizer and image transform: what ``serve`` runs."""
+
+    model: Captioner
+    tokenizer: Tokenizer
+    spec: TransformSpec
+
+
+def load_caption_model(checkpoint: str | Path, device: str = "auto"
+                       ) -> tuple[CaptionModel, dict]:
+    model, tokenizer, spec, data = load_captioner(checkpoint, device)
+    return CaptionModel(model, tokenizer, spec), data
+
+
+@dataclass
 class Captioned:
     image: str
     captions: list[tuple[str, float]]  # text, log-probability; best first
@@ -590,3 +606,6 @@ def plot_caption_attention(model: Captioner, tokenizer: Tokenizer, spec: Transfo
         fig.delaxes(ax)
     save_figure(fig, out)
     return len(fig.axes)
+
+
+register(TaskSpec(TASK, "captioner", load_caption_model, routes="seqgen.serve.caption"))

@@ -19,6 +19,7 @@ from seqgen.metrics import classification_scores
 from seqgen.models.classifier import SequenceClassifier
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
+from seqgen.tasks.registry import TaskSpec, register
 from seqgen.tasks.translate import PairOptions
 from seqgen.tokenizers import Tokenizer, build_tokenizer
 from seqgen.training import FitResult
@@ -351,3 +352,11 @@ def evaluate_classifier(classifier: Classifier, data: LabelledData, batch_size: 
                                "predicted": classifier.labels[predicted[i]],
                                "probability": float(probs[i, predicted[i]])} for i in wrong],
     }
+
+
+def _describe(data: dict) -> dict:
+    return {"classes": data.get("labels")}
+
+
+register(TaskSpec(TASK, "classifier", load_classifier, _describe,
+                  routes="seqgen.serve.classify"))

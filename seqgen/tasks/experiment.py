@@ -17,6 +17,7 @@ from seqgen.errors import UserError
 from seqgen.models.classifier import SequenceClassifier
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run
+from seqgen.tasks.registry import TaskSpec, register
 from seqgen.training import check_training, guard_out_dir
 
 TASK = "experiment"
@@ -161,3 +162,6 @@ def run_table(name: str, lags: Sequence[int], rows: Sequence[str], train_config:
             if on_result is not None:
                 on_result(result)
     return results
+
+
+register(TaskSpec(TASK, "long-lag experiment"))

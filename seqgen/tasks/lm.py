@@ -39,6 +39,7 @@ from seqgen.models.building import (
 from seqgen.models.lm import RNNLanguageModel
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
+from seqgen.tasks.registry import TaskSpec, register
 from seqgen.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -287,6 +288,20 @@ def load_lm(
     return trained.model, trained.tokenizers["tokenizer"], trained.data
 
 
+@dataclass
+class LanguageModel:
+    """A trained language model with its tokenizer: what ``serve`` samples from."""
+
+    model: RNNLanguageModel
+    tokenizer: Tokenizer
+
+
+def load_language_model(checkpoint: str | Path, device: str = "auto"
+                        ) -> tuple[LanguageModel, dict]:
+    model, tokenizer, data = load_lm(checkpoint, device)
+    return LanguageModel(model, tokenizer), data
+
+
 def start_tokens(tokenizer: Tokenizer, prime: str) -> list[int]:
     """The prime's ids; with no prime, start after a line end like the start of a document."""
     if prime:
@@ -363,3 +378,6 @@ def evaluate_lm(checkpoint: str | Path, files: Sequence[str], batch_size: int = 
                                            f"each file cut in {streams} parts, each starting cold"))
     return {**lm_metrics(total, count, chars), "tokens": count,
             "unk_rate": n_unk / max(1, count), "scored_as": how}
+
+
+register(TaskSpec(TASK, "language model", load_language_model, routes="seqgen.serve.lm"))

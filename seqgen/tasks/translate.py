@@ -27,6 +27,7 @@ from seqgen.models.seq2seq import Seq2Seq
 from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
+from seqgen.tasks.registry import TaskSpec, register
 from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
 from seqgen.tokenizers import (
     BOS_ID,
@@ -453,3 +454,6 @@ def evaluate_translations(translator: Translator, pairs: list[tuple[str, str]], 
         "examples": [{"source": s, "reference": r[0], "output": h}
                      for s, r, h in list(zip(sources, references, hyps))[:n_examples]],
     }
+
+
+register(TaskSpec(TASK, "translator", load_translator, routes="seqgen.serve.translate"))
