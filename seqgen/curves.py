@@ -52,6 +52,8 @@ def read_run(path: str | Path) -> Run:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            if number == len(lines):  # a row still being written, or cut off by a kill
+                continue
             raise UserError(f"{file}, line {number}: not a JSON record (is it a seqgen "
                             "metrics.jsonl?)") from None
         if not isinstance(row, dict):

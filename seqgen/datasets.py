@@ -8,9 +8,12 @@ server from time to time, so none can be pinned and the SHA-256 of what came is 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import re
+import shutil
 import tarfile
 import zipfile
 import zlib
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqgen.data.downloads import Progress, copy_local, fetch
+from seqgen.data.downloads import Progress, copy_local, fetch, file_digest
 from seqgen.errors import UserError
 from seqgen.files import atomic_write_text
 
@@ -38,7 +41,8 @@ class Dataset:
     license: str
     home: str
     downloads: tuple[Download, ...]
-    prepare: Callable[[Path], list[str]]  # unpack/convert in the folder; what it made
+    # (the downloads' folder, where to write) → unpack/convert; what the commands read
+    prepare: Callable[[Path, Path], list[str]]
     next_command: str  # "{dir}" is the dataset's folder
     extra: tuple[Download, ...] = field(default=())  # with --with-images
 
@@ -76,32 +80,36 @@ def unpack(archive: Path, root: Path) -> None:
                 if not (member.isfile() or member.isdir()):
                     raise UserError(f"{archive}: the archive holds a link or device "
                                     f"({member.name!r}): refused")
-            tarred.extractall(root, members=members)
+            if hasattr(tarfile, "data_filter"):  # Python 3.12, and 3.10.12 / 3.11.4 on
+                tarred.extractall(root, members=members, filter="data")
+            else:
+                tarred.extractall(root, members=members)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise UserError(f"{archive}: not a readable archive ({exc})") from None
     except OSError as exc:
         raise UserError(f"cannot unpack {archive}: {exc.strerror or exc}") from None
 
 
-def _archive_prepare(names: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
-    """Unpack every downloaded archive of the folder, then what ``names`` says it made."""
+def _archive_prepare(names: Callable[[Path], list[str]]) -> Callable[[Path, Path], list[str]]:
+    """Unpack every downloaded archive, then what ``names`` says it made."""
 
-    def prepare(root: Path) -> list[str]:
-        for archive in sorted(root.iterdir()):
+    def prepare(downloads: Path, out: Path) -> list[str]:
+        for archive in sorted(downloads.iterdir()):
             if archive.name.endswith((".zip", ".tar.gz", ".tgz")):
-                unpack(archive, root)
-        return names(root)
+                unpack(archive, out)
+        return names(out)
 
     return prepare
 
 
-def _rt_prepare(root: Path, seed: int = 0, dev_share: float = 0.1) -> list[str]:
+def _rt_prepare(downloads: Path, out: Path, seed: int = 0, dev_share: float = 0.1
+                ) -> list[str]:
     """Rotten Tomatoes' two cp1252 files → UTF-8 ``train.tsv`` / ``dev.tsv`` with a header
     (a seeded split, a tenth of each class for dev)."""
-    unpack(root / "rt-polaritydata.tar.gz", root)
+    unpack(downloads / "rt-polaritydata.tar.gz", out)
     rows = []
     for label in ("pos", "neg"):
-        raw = (root / "rt-polaritydata" / f"rt-polarity.{label}").read_bytes().decode("cp1252")
+        raw = (out / "rt-polaritydata" / f"rt-polarity.{label}").read_bytes().decode("cp1252")
         texts = [line.strip() for line in raw.split("\n") if line.strip()]
         random.Random(seed).shuffle(texts)
         held = round(len(texts) * dev_share)
@@ -110,14 +118,14 @@ def _rt_prepare(root: Path, seed: int = 0, dev_share: float = 0.1) -> list[str]:
     for split in ("train", "dev"):
         chosen = [(y, t.replace("\t", " ")) for s, y, t in rows if s == split]
         random.Random(seed).shuffle(chosen)
-        atomic_write_text(root / f"{split}.tsv", "label\ttext\n" + "".join(
+        atomic_write_text(out / f"{split}.tsv", "label\ttext\n" + "".join(
             f"{y}\t{t}\n" for y, t in chosen))
     return ["train.tsv", "dev.tsv", "rt-polaritydata/rt-polarity.pos (cp1252)",
             "rt-polaritydata/rt-polarity.neg (cp1252)"]
 
 
 def _listed(*names: str) -> Callable[[Path], list[str]]:
-    return lambda root: list(names)
+    return lambda out: list(names)
 
 
 RAW = "https://raw.githubusercontent.com"
@@ -212,16 +220,74 @@ class Fetched:
     files: list[str]  # what the training commands read
     digests: dict[str, str]  # downloaded file → its SHA-256
     unpinned: list[str]  # downloads no pinned digest could check
+    complete: bool = False  # it was all here already: nothing was fetched or made
+    kept: list[str] = field(default_factory=list)  # files the user changed, left as they are
+
+
+# ----------------------------------------------------------------------------- the marker
+# A finished dataset's folder holds MARKER: each download's and each made file's SHA-256,
+# size and modification time. A file whose size and time are as recorded is not read again;
+# a made file that is not as recorded was changed by the user and is never replaced without
+# --force.
+MARKER = ".seqgen-complete.json"
+STAGING = ".seqgen-staging"
+
+
+def _record(path: Path, sha256: str | None = None) -> dict:
+    stat = path.stat()
+    return {"sha256": sha256 or file_digest(path, "sha256"), "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns}
+
+
+def _as_recorded(path: Path, record: dict | None) -> bool:
+    """Is ``path`` the file ``record`` describes (by size and time; else by content)?"""
+    if record is None or not path.is_file():
+        return False
+    stat = path.stat()
+    if (stat.st_size, stat.st_mtime_ns) == (record.get("size"), record.get("mtime_ns")):
+        return True
+    return stat.st_size == record.get("size") and \
+        file_digest(path, "sha256") == record.get("sha256")
+
+
+def _read_marker(folder: Path) -> dict:
+    with contextlib.suppress(OSError, ValueError):
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        if isinstance(marker, dict):
+            return marker
+    return {}
+
+
+def _install(staging: Path, folder: Path, made: dict[str, dict], force: bool
+             ) -> tuple[dict[str, dict], list[str]]:
+    """Move what ``prepare`` wrote into the dataset's folder. A file already there is
+    replaced only when it is the one seqgen made (as recorded), the same bytes, or with
+    ``force``; the user's changes stay. Returns the made files' records and the kept ones."""
+    records, kept = {}, []
+    for source in sorted(p for p in staging.rglob("*") if p.is_file()):
+        name = source.relative_to(staging).as_posix()
+        target = folder / name
+        record = _record(source)
+        if target.exists() and not force and not _as_recorded(target, made.get(name)) \
+                and file_digest(target, "sha256") != record["sha256"]:
+            kept.append(name)
+            records[name] = made.get(name) or {**record, "size": -1}  # never as recorded
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        records[name] = _record(target, record["sha256"])
+    return records, kept
 
 
 def get_dataset(dataset: Dataset, root: Path, url: str | None = None,
                 from_file: Path | None = None, with_images: bool = False,
-                timeout: float = 30.0, progress: Callable[[str], Progress] | None = None
-                ) -> Fetched:
+                timeout: float = 30.0, progress: Callable[[str], Progress] | None = None,
+                force: bool = False) -> Fetched:
     """Download (or copy ``from_file``), verify and prepare ``dataset`` in ``root/<name>``.
     ``url`` replaces the address of a one-file dataset, or is the folder the files of a
     several-file dataset are read from (a mirror); ``from_file`` likewise names a file or
-    a folder holding the files."""
+    a folder holding the files. A dataset already complete is left as it is; ``force``
+    makes its files again, over the user's changes."""
     downloads = dataset.downloads + (dataset.extra if with_images else ())
     if url and from_file:
         raise UserError("--url and --from both say where the data comes from: pass one")
@@ -234,12 +300,21 @@ def get_dataset(dataset: Dataset, root: Path, url: str | None = None,
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write to --dir {root}: {exc.strerror or exc}") from None
-    digests, unpinned = {}, []
+    marker = _read_marker(folder)
+    recorded = marker.get("downloads") or {}
+    digests, unpinned, fetched = {}, [], {}
     for item in downloads:
         target = folder / item.name
-        if target.exists() and item.digest:  # already here and verified once: check again
+        if not item.digest:
+            unpinned.append(item.name)
+        if _as_recorded(target, recorded.get(item.name)):  # verified when it came
+            digests[item.name] = recorded[item.name]["sha256"]
+            fetched[item.name] = recorded[item.name]
+            continue
+        if target.exists() and item.digest:  # here, but not as verified: check it again
             try:
                 digests[item.name] = copy_local(target, target, item.digest)
+                fetched[item.name] = _record(target, digests[item.name])
                 continue
             except UserError:
                 target.unlink()
@@ -252,6 +327,24 @@ def get_dataset(dataset: Dataset, root: Path, url: str | None = None,
                 address = url if len(downloads) == 1 else url.rstrip("/") + "/" + item.name
             digests[item.name] = fetch(address, target, item.digest, timeout,
                                        progress(item.name) if progress else None)
-        if not item.digest:
-            unpinned.append(item.name)
-    return Fetched(folder, dataset.prepare(folder), digests, unpinned)
+        fetched[item.name] = _record(target, digests[item.name])
+    made = marker.get("files") or {}
+    changed = [name for name, record in made.items() if not _as_recorded(folder / name,
+                                                                         record)]
+    same_downloads = fetched == {k: recorded.get(k) for k in fetched}
+    if marker.get("listed") and same_downloads and not force and all(
+            (folder / name).exists() for name in made):
+        return Fetched(folder, marker["listed"], digests, unpinned, complete=True,
+                       kept=changed)
+    staging = folder / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        listed = dataset.prepare(folder, staging)
+        records, kept = _install(staging, folder, made, force)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    atomic_write_text(folder / MARKER, json.dumps(
+        {"dataset": dataset.name, "downloads": fetched, "files": records, "listed": listed},
+        indent=1))
+    return Fetched(folder, listed, digests, unpinned, kept=kept)

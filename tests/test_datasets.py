@@ -40,6 +40,7 @@ class Server:
                       "/stall/toy.tar.gz": ARCHIVE, "/slow/toy.tar.gz": ARCHIVE,
                       "/bad/toy.tar.gz": ARCHIVE[:-10] + b"0123456789"}
         self.ranges: list[str] = []
+        self.if_ranges: list[str | None] = []
         self.cut_done = False
         server = self
 
@@ -56,11 +57,15 @@ class Server:
                     time.sleep(2)
                 start = 0
                 wanted = self.headers.get("Range")
+                etag = '"' + hashlib.sha256(body).hexdigest()[:12] + '"'
                 if wanted:
                     server.ranges.append(wanted)
-                    start = int(wanted.split("=")[1].split("-")[0])
+                    server.if_ranges.append(self.headers.get("If-Range"))
+                    if self.headers.get("If-Range") in (None, etag):  # else: all of it
+                        start = int(wanted.split("=")[1].split("-")[0])
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(body) - start))
+                self.send_header("ETag", etag)
                 self.end_headers()
                 if self.path.startswith("/slow/"):  # half, then silence
                     self.wfile.write(body[:len(body) // 2])
@@ -170,7 +175,7 @@ def test_rotten_tomatoes_becomes_utf8_tsv_files_split_by_class(tmp_path):
     assert b"\x85" in pos  # cp1252's ellipsis, a line break if read as Latin-1
     (tmp_path / "rt-polaritydata.tar.gz").write_bytes(tar_bytes({
         "rt-polaritydata/rt-polarity.pos": pos, "rt-polaritydata/rt-polarity.neg": neg}))
-    made = _rt_prepare(tmp_path)
+    made = _rt_prepare(tmp_path, tmp_path)
     assert made[:2] == ["train.tsv", "dev.tsv"]
     train, dev = read_labelled(tmp_path / "train.tsv"), read_labelled(tmp_path / "dev.tsv")
     assert sorted(dev.labels) == ["neg"] * 3 + ["pos"] * 5
@@ -184,3 +189,67 @@ def test_data_list_names_every_dataset():
                  "tatoeba-xxx"):
         assert name in result.stdout
     assert_user_error(invoke("data", "get", "imagenet"), "unknown dataset 'imagenet'")
+
+
+def test_a_complete_dataset_is_not_hashed_or_unpacked_again(server, tmp_path, monkeypatch):
+    assert invoke("data", "get", "toy", "--dir", tmp_path).exit_code == 0
+    made = tmp_path / "toy" / "toy" / "corpus.txt"
+    when = made.stat().st_mtime_ns
+    hashed = []
+    real = datasets.file_digest
+    monkeypatch.setattr(datasets, "file_digest", lambda *a: hashed.append(a) or real(*a))
+    monkeypatch.setattr(datasets, "unpack", lambda *a: pytest.fail("unpacked again"))
+    again = invoke("data", "get", "toy", "--dir", tmp_path)
+    assert again.exit_code == 0 and "already complete" in again.stdout
+    assert hashed == [] and made.stat().st_mtime_ns == when and server.ranges == []
+
+
+def test_a_file_the_user_changed_is_kept_unless_forced(server, tmp_path):
+    assert invoke("data", "get", "toy", "--dir", tmp_path).exit_code == 0
+    made = tmp_path / "toy" / "toy" / "corpus.txt"
+    made.write_text("my own corpus\n")
+    again = invoke("data", "get", "toy", "--dir", tmp_path)
+    assert again.exit_code == 0 and "kept" in again.stderr and "--force" in again.stderr
+    assert made.read_text() == "my own corpus\n"
+    (tmp_path / "toy" / "toy.tar.gz").unlink()  # made again from a new download: still kept
+    again = invoke("data", "get", "toy", "--dir", tmp_path)
+    assert again.exit_code == 0 and made.read_text() == "my own corpus\n"
+    forced = invoke("data", "get", "toy", "--dir", tmp_path, "--force")
+    assert forced.exit_code == 0 and made.read_bytes().startswith(b"to be or not")
+
+
+def test_a_users_file_where_a_dataset_would_write_is_kept(server, tmp_path):
+    mine = tmp_path / "toy" / "toy" / "corpus.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine\n")
+    result = invoke("data", "get", "toy", "--dir", tmp_path)
+    assert result.exit_code == 0 and "kept" in result.stderr and mine.read_text() == "mine\n"
+
+
+@pytest.fixture
+def unpinned(server, monkeypatch):
+    toy = Dataset("loose", "an unpinned toy", "", server.url,
+                  (Download(server.url + "/cut/toy.tar.gz", "toy.tar.gz", None),),
+                  _archive_prepare(_listed("toy/corpus.txt")), "")
+    monkeypatch.setitem(datasets.DATASETS, "loose", toy)
+    return server
+
+
+def test_an_unpinned_download_resumes_the_same_version(unpinned, tmp_path):
+    first = invoke("data", "get", "loose", "--dir", tmp_path)
+    assert_user_error(first, "run the same command again to resume")
+    second = invoke("data", "get", "loose", "--dir", tmp_path)
+    assert second.exit_code == 0, second.output
+    assert unpinned.ranges == [f"bytes={len(ARCHIVE) // 2}-"]
+    assert unpinned.if_ranges == ['"' + hashlib.sha256(ARCHIVE).hexdigest()[:12] + '"']
+    assert (tmp_path / "loose" / "toy.tar.gz").read_bytes() == ARCHIVE
+    assert "not pinned" in second.stderr
+
+
+def test_an_unpinned_file_that_changed_on_the_server_starts_over(unpinned, tmp_path):
+    assert_user_error(invoke("data", "get", "loose", "--dir", tmp_path), "resume")
+    newer = tar_bytes({"toy/corpus.txt": b"a newer corpus\n" * 3000})
+    unpinned.files["/cut/toy.tar.gz"] = newer  # the server's file changed in between
+    second = invoke("data", "get", "loose", "--dir", tmp_path)
+    assert second.exit_code == 0, second.output
+    assert (tmp_path / "loose" / "toy.tar.gz").read_bytes() == newer  # not two spliced

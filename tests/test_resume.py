@@ -203,3 +203,21 @@ def test_validation_never_changes_how_training_goes(tmp_path):
     lm_run(tmp_path, tmp_path / "often", eval_every=3, schedule="constant")
     lm_run(tmp_path, tmp_path / "seldom", eval_every=10, schedule="constant")
     assert_same_weights(tmp_path / "often", tmp_path / "seldom")
+
+
+def test_resume_drops_a_row_a_kill_cut_off_in_the_middle(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+    common = ["--layers", 1, "--hidden", 16, "--embed", 8, "--bptt", 8, "--batch-size", 4,
+              "--quiet", "--schedule", "constant"]
+    assert invoke("train-lm", tiny_corpus, "--out", out, "--max-steps", 4, *common
+                  ).exit_code == 0
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"kind": "train", "step": 5, "lo')  # killed while writing
+    curves = invoke("plot", out)  # a run being written can be plotted
+    assert curves.exit_code == 0, curves.output
+    result = invoke("train-lm", tiny_corpus, "--out", out, "--resume", "--max-steps", 8,
+                    *common)
+    assert result.exit_code == 0, result.output
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["kind"] in ("train", "val", "final") for line in lines)
+    assert max(json.loads(line)["step"] for line in lines) == 8

@@ -50,9 +50,11 @@ def get_cmd(
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Give up when the server sends nothing for this many seconds.")
     ] = 30.0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Unpack and convert again, replacing files you changed.")] = False,
 ) -> None:
     """Download a dataset, check its pinned checksum, unpack it and lay it out for training;
-    an interrupted download resumes where it stopped."""
+    an interrupted download resumes where it stopped, and a complete one is left as it is."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     from seqgen.datasets import default_data_dir, find_dataset, get_dataset
@@ -71,7 +73,15 @@ def get_cmd(
             task = bar.add_task(file, total=None)
             return lambda done, total: bar.update(task, completed=done, total=total)
 
-        fetched = get_dataset(dataset, root, url, from_file, with_images, timeout, progress)
+        fetched = get_dataset(dataset, root, url, from_file, with_images, timeout, progress,
+                              force)
+    for name in fetched.kept:
+        err.print(f"kept {fetched.folder / name}: it differs from what seqgen made (your "
+                  "change?); --force replaces it", markup=False)
+    if fetched.complete:
+        out.print(f"{dataset.name} is already complete in {fetched.folder}: "
+                  f"{', '.join(fetched.files)}", markup=False)
+        return
     for file, sha256 in fetched.digests.items():
         check = "not pinned" if file in fetched.unpinned else "checked"
         err.print(f"{file}: sha256 {sha256} ({check})", markup=False)

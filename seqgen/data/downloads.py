@@ -4,8 +4,10 @@ only once complete and verified."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import json
 import shutil
 import urllib.error
 import urllib.request
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seqgen.errors import UserError
+from seqgen.files import atomic_write_text
 
 CHUNK = 1 << 16
 
@@ -42,10 +45,12 @@ def check_digest(path: Path, pinned: str | None, what: str) -> str:
     return sha256
 
 
-def _open(url: str, start: int, timeout: float):
+def _open(url: str, start: int, timeout: float, if_range: str | None = None):
     request = urllib.request.Request(url, headers={"User-Agent": "seqgen"})
     if start:
         request.add_header("Range", f"bytes={start}-")
+        if if_range:  # the rest of that same version, or (a 200) the whole new one
+            request.add_header("If-Range", if_range)
     try:
         return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only)
     except urllib.error.HTTPError as exc:
@@ -61,23 +66,55 @@ def _open(url: str, start: int, timeout: float):
         raise UserError(f"{url}: cannot connect ({reason})") from None
 
 
+def _validator(headers) -> str | None:
+    """What names the version a server sent, for If-Range: a strong ETag, else the date."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
+def _resume_from(partial: Path, version: Path, url: str, pinned: str | None
+                 ) -> tuple[int, str | None]:
+    """Where to continue a partial download, and the version it is of. Without a pinned
+    digest, only a version the server named (ETag or Last-Modified) can be continued, since
+    nothing could tell two versions spliced together; else it starts over."""
+    if not partial.exists():
+        return 0, None
+    known = None
+    with contextlib.suppress(OSError, ValueError):
+        saved = json.loads(version.read_text(encoding="utf-8"))
+        if saved.get("url") == url:
+            known = saved.get("version")
+    if pinned is None and known is None:
+        partial.unlink()
+        return 0, None
+    return partial.stat().st_size, known
+
+
 def fetch(url: str, target: Path, pinned: str | None, timeout: float = 30.0,
           progress: Progress | None = None) -> str:
     """Download ``url`` to ``target`` and return its SHA-256. The bytes go to
-    ``target.part`` first, so an interrupted download is resumed (an HTTP Range request) by
-    the next call (when a pinned digest can check the joined whole); a checksum mismatch
-    deletes the partial file, so no bad file is ever at ``target``."""
+    ``target.part`` first, so an interrupted download is resumed by the next call (an HTTP
+    Range request; with If-Range when the server named its version, so a changed file starts
+    over instead of being spliced); a checksum mismatch deletes the partial file, so no bad
+    file is ever at ``target``."""
     if not url.startswith(("http://", "https://")):
         raise UserError(f"{url}: only http:// and https:// addresses can be downloaded")
     partial = target.with_name(target.name + ".part")
-    if pinned is None:  # nothing could tell a stale half from a new one: start over
-        partial.unlink(missing_ok=True)
-    start = partial.stat().st_size if partial.exists() else 0
-    response = _open(url, start, timeout)
+    version = target.with_name(target.name + ".part.json")
+    start, known = _resume_from(partial, version, url, pinned)
+    response = _open(url, start, timeout, known)
     if response is not None:
         with response:
-            if start and response.status != 206:  # no Range support: start over
+            if start and response.status != 206:  # a new version, or no Range support
                 start = 0
+            if not start:
+                named = _validator(response.headers)
+                if named:
+                    atomic_write_text(version, json.dumps({"url": url, "version": named}))
+                else:
+                    version.unlink(missing_ok=True)
             length = response.headers.get("Content-Length")
             total = start + int(length) if length and length.isdigit() else None
             done = start
@@ -102,8 +139,10 @@ def fetch(url: str, target: Path, pinned: str | None, timeout: float = 30.0,
         sha256 = check_digest(partial, pinned, url)
     except UserError:
         partial.unlink(missing_ok=True)
+        version.unlink(missing_ok=True)
         raise
     partial.replace(target)
+    version.unlink(missing_ok=True)
     return sha256
 
 
