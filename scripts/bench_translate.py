@@ -167,7 +167,7 @@ def bench_shapes(budget: float, seed: int) -> None:
 
     from seqgen.demo import demo_translation
 
-    rate = demo_translation(OUT / "shapes", budget, "cpu", seed, Console(), Console(stderr=True))
+    rate, _ = demo_translation(OUT / "shapes", budget, "cpu", seed, Console(), Console(stderr=True))
     print(f"shapes world English→Spanish: exact match on unseen scenes {rate:.1%} after "
           f"{budget:.0f}s (target >= 95%)")
 

@@ -43,16 +43,17 @@ def read_run(path: str | Path) -> Run:
     name = (path if path.is_dir() else path.parent).name or str(path)
     run = Run(name)
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {file}: {exc}") from None
+    lines = text.split("\n")  # a last piece without its line feed is still being written
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # a row still being written, or cut off by a kill
+            if number == len(lines):  # still being written, or cut off by a kill
                 continue
             raise UserError(f"{file}, line {number}: not a JSON record (is it a seqgen "
                             "metrics.jsonl?)") from None

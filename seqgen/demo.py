@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -22,6 +24,7 @@ from seqgen.data.synthetic import (
 )
 from seqgen.models.encoders import SMALL_CNN
 from seqgen.tasks.lm import CorpusOptions, load_lm, sample_text, train_lm
+from seqgen.training import FitResult
 
 _NP = rf"a (?:small |big )?(?:{'|'.join(COLOURS)}) (?:{'|'.join(KINDS)})"
 _REL = "|".join(RELATIONS)
@@ -33,25 +36,106 @@ def well_formed(line: str) -> bool:
     return ENGLISH_SCENE.fullmatch(line) is not None
 
 
-# Shares of the demo's training time: the captioner has to learn to see, the others only to
-# write, and one minute is plenty for the language model and the translator.
-SHARES = {"lm": 3 / 16, "translate": 3 / 16, "caption": 10 / 16}
+# Each part trains until validation reaches its target (the model does what the demo shows)
+# or its time cap, whichever comes first; time a part leaves unused goes to the parts after
+# it. The caps share the demo's training time 3:3:10: the captioner has to learn to see, the
+# others only to write.
+@dataclass(frozen=True)
+class Part:
+    share: float
+    metric: str  # the validation figure that decides (the part's --select)
+    target: float
+    what: str  # how the figure is called for the user
+
+
+PARTS = {
+    # 0.233 nats/char is about the floor of the shapes grammar; at 0.24, 95% of sampled lines
+    # were well formed (five samples of 600 characters at temperature 0.7)
+    "lm": Part(3, "loss", 0.238, "validation loss (nats/char) ≤"),
+    "translate": Part(3, "bleu", 99.9, "validation BLEU ≥"),
+    "caption": Part(10, "bleu4", 99.0, "validation BLEU-4 ≥"),
+}
+
+
+def stop_line(result: FitResult, part: Part, cap: float) -> str:
+    """Which stopped a part: its quality target or its time cap."""
+    figure = (result.best_metrics or {}).get(part.metric)
+    shown = f"{figure:.3g}" if figure is not None else "?"
+    if result.reason == "target":
+        return (f"stopped: reached its target ({part.what} {part.target:g}: {shown}) after "
+                f"{result.seconds:.0f} s, {result.step:,} steps")
+    return (f"stopped: its time cap of {cap:.0f} s ({result.step:,} steps; best "
+            f"{part.what.rsplit(' ', 1)[0]} {shown}, short of its target {part.target:g})")
+
+
+def busy_cores(seconds: float = 0.5) -> float | None:
+    """How many CPU cores other programs keep busy now (from /proc/stat over ``seconds``;
+    None where there is no /proc/stat)."""
+    import time
+
+    def counts() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    try:
+        busy0, total0 = counts()
+        time.sleep(seconds)
+        busy1, total1 = counts()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+
+
+def fewer_threads_when_busy(device: str, err: Console) -> None:
+    """On a CPU that other programs keep busy, PyTorch's threads spin against them: measured
+    on 2 cores with one taken, the translator ran 131 steps in 20 s with 2 threads and 367
+    with 1 (404 and 321 on an idle machine). So the demo leaves the busy cores alone."""
+    import torch
+
+    from seqgen.training import resolve_device
+
+    threads = torch.get_num_threads()
+    taken = busy_cores() if resolve_device(device).type == "cpu" and threads > 1 else None
+    if taken is None or taken < 0.5:
+        return
+    fewer = max(1, min(threads, (os.cpu_count() or threads) - round(taken)))
+    if fewer < threads:
+        torch.set_num_threads(fewer)
+        err.print(f"other programs keep {taken:.1f} CPU cores busy: training with {fewer} "
+                  f"thread{'s' * (fewer != 1)}, not {threads}")
 
 
 def run_demo(out_dir: Path, total_budget: float, device: str, seed: int, out: Console,
              err: Console) -> None:
-    """Train the three models for ``total_budget`` seconds in all (see ``SHARES``)."""
+    """Train the three models in ``total_budget`` seconds at most (see ``PARTS``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    time_budget = total_budget * SHARES["lm"]
+    fewer_threads_when_busy(device, err)
+    left = total_budget
+    steps = [("lm", demo_language_model), ("translate", demo_translation),
+             ("caption", demo_captioning)]
+    for i, (name, part) in enumerate(steps):
+        cap = left * PARTS[name].share / sum(PARTS[n].share for n, _ in steps[i:])
+        _, used = part(out_dir, cap, device, seed, out, err)
+        left = max(0.0, left - used)
+
+
+def demo_language_model(out_dir: Path, time_cap: float, device: str, seed: int,
+                        out: Console, err: Console) -> tuple[float, float]:
+    """A character LSTM on scene descriptions; the share of well-formed sampled lines."""
     corpus = out_dir / "shapes-en.txt"
     corpus.write_text("\n".join(s.english() for s in scenes(4000, seed)) + "\n", encoding="utf-8")
     err.print(f"[bold]Language model[/bold] on {corpus} (4,000 generated scene descriptions, "
-              f"{time_budget:.0f}s of training)")
-    config = TrainConfig(out_dir=str(out_dir / "lm"), batch_size=32, time_budget=time_budget,
-                         lr=4e-3, eval_every=100, device=device, seed=seed, warmup_steps=20)
+              f"at most {time_cap:.0f}s of training)")
+    part = PARTS["lm"]
+    config = TrainConfig(out_dir=str(out_dir / "lm"), batch_size=32, time_budget=time_cap,
+                         lr=4e-3, eval_every=50, device=device, seed=seed, warmup_steps=20,
+                         select_metric=part.metric, stop_at=part.target)
     model_options = dict(cell="lstm", layers=1, hidden=256, embed=64, dropout=0.0)
-    train_lm([str(corpus)], model_options, CorpusOptions(level="char"), config, bptt=64,
-             overwrite=True, cache_dir=out_dir / "cache")
+    result = train_lm([str(corpus)], model_options, CorpusOptions(level="char"), config,
+                      bptt=64, overwrite=True, cache_dir=out_dir / "cache")
+    err.print(stop_line(result, part, time_cap))
     model, tokenizer, _ = load_lm(out_dir / "lm" / "best.pt", device)
     text = "".join(sample_text(model, tokenizer, "", 600, temperature=0.7, seed=seed,
                                device=next(model.parameters()).device))
@@ -62,8 +146,7 @@ def run_demo(out_dir: Path, total_budget: float, device: str, seed: int, out: Co
         out.print(("  ✓ " if well_formed(line) else "  ✗ ") + line, markup=False)
     out.print(f"{good} of {len(lines)} complete sampled lines are well-formed scene descriptions.")
     out.print(f"Try: seqgen sample --checkpoint {out_dir / 'lm' / 'best.pt'} --temp 0.5")
-    demo_translation(out_dir, total_budget * SHARES["translate"], device, seed, out, err)
-    demo_captioning(out_dir, total_budget * SHARES["caption"], device, seed, out, err)
+    return good / max(1, len(lines)), result.seconds
 
 
 def shapes_pairs(count: int, seed: int) -> list[tuple[str, str]]:
@@ -82,23 +165,28 @@ def split_unseen(pairs: list[tuple[str, str]], n_test: int
     return [p for p in pairs if p[0] not in test], list(test.items())
 
 
-def demo_translation(out_dir: Path, time_budget: float, device: str, seed: int, out: Console,
-                     err: Console, n_scenes: int = 6000, n_test: int = 300) -> float:
-    """Train English → Spanish on shapes-world scenes; exact-match rate on unseen scenes."""
+def demo_translation(out_dir: Path, time_cap: float, device: str, seed: int, out: Console,
+                     err: Console, n_scenes: int = 6000, n_test: int = 300
+                     ) -> tuple[float, float]:
+    """Train English → Spanish on shapes-world scenes; the exact-match rate on unseen scenes,
+    and the training seconds."""
     from seqgen.tasks.translate import PairOptions, load_translator, train_translate
 
     train, test = split_unseen(shapes_pairs(n_scenes, seed + 1), n_test)
     err.print(f"\n[bold]Translation[/bold] English → Spanish on {len(train):,} shapes-world "
-              f"pairs ({time_budget:.0f}s of training)")
+              f"pairs (at most {time_cap:.0f}s of training)")
+    part = PARTS["translate"]
     config = TrainConfig(out_dir=str(out_dir / "translate"), batch_size=64,
-                         time_budget=time_budget, lr=5e-3, eval_every=200, device=device,
-                         seed=seed, warmup_steps=20, select_metric="bleu")
+                         time_budget=time_cap, lr=5e-3, eval_every=200, device=device,
+                         seed=seed, warmup_steps=20, select_metric=part.metric,
+                         stop_at=part.target)
     model_options = dict(cell="gru", layers=1, hidden=128, embed=64, dropout=0.0,
                          attention="luong")
     held = train[-200:]
-    train_translate(PairFile(train[:-200]), PairFile(held), model_options,
-                    PairOptions(level="word", min_freq=1), config, val_bleu_sentences=200,
-                    overwrite=True)
+    result = train_translate(PairFile(train[:-200]), PairFile(held), model_options,
+                             PairOptions(level="word", min_freq=1), config,
+                             val_bleu_sentences=200, overwrite=True)
+    err.print(stop_line(result, part, time_cap))
     translator, _ = load_translator(out_dir / "translate" / "best.pt", device)
     outputs = translator.greedy([s for s, _ in test])
     right = sum(o == t for o, (_, t) in zip(outputs, test))
@@ -110,7 +198,7 @@ def demo_translation(out_dir: Path, time_budget: float, device: str, seed: int, 
     out.print(f"{right} of {len(test)} unseen scenes translated exactly ({rate:.1%}).")
     out.print(f"Try: seqgen translate --checkpoint {out_dir / 'translate' / 'best.pt'} "
               '"a big red star above a small blue circle"')
-    return rate
+    return rate, result.seconds
 
 
 def held_out_scenes(count: int, seed: int) -> list[Scene]:
@@ -137,7 +225,7 @@ def write_scene_images(folder: Path, shown: list[Scene], size: int = 64
 
 def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scene],
                            n_val: int = 200, batches_per_epoch: int = 1000,
-                           attention: str = "soft") -> None:
+                           attention: str = "soft") -> FitResult:
     """Train the small-CNN captioner on scenes drawn fresh for every batch; neither the
     validation scenes nor ``unseen`` are ever drawn."""
     from seqgen.data.captions import build_caption_tokenizer
@@ -168,8 +256,9 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
                                [f"val{i:04d}" for i in range(len(val))], tokenizer)
     run.reporter.message(f"scenes: {config.batch_size} new ones per batch, "
                          f"{len(val)} validation and {len(unseen)} test scenes never drawn")
-    fit_captioner(run, encoder, info, trainable, None, tokenizer, train, val_data, options,
-                  {"format": "shapes-world", "max_len": 20}, "scenes drawn on the fly")
+    return fit_captioner(run, encoder, info, trainable, None, tokenizer, train, val_data,
+                         options, {"format": "shapes-world", "max_len": 20},
+                         "scenes drawn on the fly")
 
 
 def shapes_exact_match(checkpoint: Path, unseen: list[tuple[Path, str]], device: str = "auto",
@@ -197,16 +286,20 @@ def shapes_caption_config(out_dir: Path, time_budget: float, device: str, seed: 
                        select_metric="bleu4", clip=5.0, quiet=quiet)
 
 
-def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, out: Console,
-                    err: Console, n_unseen: int = 100) -> float:
-    """Train the small CNN captioner on rendered scenes; caption scenes it never saw."""
+def demo_captioning(out_dir: Path, time_cap: float, device: str, seed: int, out: Console,
+                    err: Console, n_unseen: int = 100) -> tuple[float, float]:
+    """Train the small CNN captioner on rendered scenes; the share of scenes it never saw
+    that it captions exactly, and the training seconds."""
     unseen_scenes = held_out_scenes(n_unseen, seed + 2)
     unseen = write_scene_images(out_dir / "shapes" / "unseen", unseen_scenes)
     err.print(f"\n[bold]Captioner[/bold] (small CNN from scratch, soft attention over its 4×4 "
-              f"grid) on shapes-world scenes drawn on the fly ({time_budget:.0f}s of training)")
-    train_shapes_captioner(out_dir / "caption",
-                           shapes_caption_config(out_dir / "caption", time_budget, device, seed),
-                           unseen_scenes)
+              f"grid) on shapes-world scenes drawn on the fly (at most {time_cap:.0f}s of "
+              "training)")
+    part = PARTS["caption"]
+    config = shapes_caption_config(out_dir / "caption", time_cap, device, seed).replace(
+        select_metric=part.metric, stop_at=part.target)
+    result = train_shapes_captioner(out_dir / "caption", config, unseen_scenes)
+    err.print(stop_line(result, part, time_cap))
     checkpoint = out_dir / "caption" / "best.pt"
     exact, rows = shapes_exact_match(checkpoint, unseen, device)
     out.print("\n[bold]Captions of scenes the captioner never saw (beam 3):[/bold]")
@@ -218,7 +311,7 @@ def demo_captioning(out_dir: Path, time_budget: float, device: str, seed: int, o
     show_attention(checkpoint, Path(rows[0][0]), rows[0][1], device, out)
     out.print(f"Try: seqgen caption {rows[0][0]} -c {checkpoint} --plot-attention "
               "attention.png")
-    return exact
+    return exact, result.seconds
 
 
 SHADES = " .:-=+*#%@"

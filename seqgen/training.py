@@ -109,6 +109,7 @@ class FitResult:
     best_metrics: dict[str, float] | None
     out_dir: Path
     skipped_steps: int = 0
+    seconds: float = 0.0  # the run's wall-clock time, validation included
 
 
 @dataclass
@@ -339,7 +340,8 @@ class Trainer:
         finally:
             self.world.close()
         s = self.state
-        return FitResult(reason, s.step, s.best, s.best_metrics, self.out_dir, s.skipped_steps)
+        return FitResult(reason, s.step, s.best, s.best_metrics, self.out_dir, s.skipped_steps,
+                         s.elapsed)
 
     def _loop(self) -> str:
         """The run, one named stage per line; validation has one site, stopping one test."""

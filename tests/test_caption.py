@@ -447,7 +447,7 @@ def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
     from seqgen.demo import demo_captioning
 
     console = Console(file=open(tmp_path / "out.txt", "w"), width=100)  # noqa: SIM115
-    exact = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_unseen=4)
+    exact, seconds = demo_captioning(tmp_path, 1.0, "cpu", 0, console, console, n_unseen=4)
     console.file.close()
     text = (tmp_path / "out.txt").read_text()
     marks = [line.lstrip()[0] for line in text.splitlines() if line.lstrip()[:1] in "✓✗"
@@ -455,6 +455,7 @@ def test_demo_captioning_runs_and_reports_exact_match(tmp_path):
     assert len(marks) == 4  # each unseen scene shown, marked right or wrong
     assert exact == marks.count("✓") / 4
     assert f"{exact:.0%} of 4 unseen scenes captioned exactly" in text
+    assert seconds >= 1.0 and "stopped: its time cap of 1 s" in text
     assert (tmp_path / "caption" / "best.pt").exists()
 
 

@@ -68,8 +68,9 @@ def plot_cmd(
 def demo_cmd(
     out_dir: Out = Path("checkpoints/demo"),
     time_budget: Annotated[str, typer.Option(
-        "--time-budget", help="Training time of the whole demo (e.g. 4m), shared by its "
-        "three models: the captioner gets most of it.")] = "4m",
+        "--time-budget", help="The most training time of the whole demo (e.g. 4m): each of "
+        "its three models stops once it does what the demo shows, or at its share of this "
+        "(the captioner's is the largest); time one leaves goes to the next.")] = "4m",
     device: Device = "auto",
     seed: Seed = 0,
 ) -> None:
