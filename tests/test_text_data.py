@@ -106,3 +106,50 @@ def test_a_byte_order_mark_is_not_text(tmp_path):
     pairs.write_text("\ufeffGo.\tVe.\n", encoding="utf-8")
     assert read_tsv_pairs(pairs).pairs == [("Go.", "Ve.")]
     assert read_lines(pairs) == ["Go.\tVe."]
+
+
+def test_lines_end_at_line_feeds_only(tmp_path):
+    from seqgen.data.pairs import read_tsv_pairs
+    from seqgen.data.reading import split_lines
+
+    text = "one\u2028still one\tuno\x85 todavía\r\ntwo\x1c\ttwo\x0c\n"
+    assert split_lines(text) == ["one\u2028still one\tuno\x85 todavía", "two\x1c\ttwo\x0c"]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(text, encoding="utf-8")
+    assert len(read_tsv_pairs(pairs).pairs) == 2  # str.splitlines would cut the first in two
+
+
+def test_translate_reads_stdin_in_the_given_encoding(tmp_path):
+    from helpers import invoke
+
+    from seqgen.cli import translate as translate_cli
+
+    seen = []
+    with mock_translator(translate_cli, seen):
+        result = invoke("translate", "--encoding", "cp1252", "-c", tmp_path / "x.pt",
+                        input="caf\xe9 noir\n".encode("cp1252"))
+    assert result.exit_code == 0, result.output
+    assert seen == [["café noir"]]
+
+
+def mock_translator(module, seen):
+    """``load_translator`` replaced by one that records what it was asked to translate."""
+    from unittest import mock
+
+    class Fake:
+        src_tokenizer = mock.Mock(unknown_pieces=lambda s: [])
+
+        def translate(self, sentences, **kwargs):
+            seen.append(list(sentences))
+            return [[mock.Mock(text=s)] for s in sentences]
+
+    return mock.patch("seqgen.tasks.translate.load_translator", lambda *a: (Fake(), {}))
+
+
+def test_the_encoders_do_not_import_the_caption_data():
+    import subprocess
+    import sys
+
+    code = ("import sys, seqgen.models.encoders; "
+            "sys.exit('seqgen.data.captions' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
