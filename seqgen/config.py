@@ -211,6 +211,84 @@ class ClassifierConfig:
             raise ValueError("a classifier reads either tokens or real-valued inputs")
 
 
+FORECAST_MODELS = ("lstm", "gru", "rnn", "wavenet", "linear", "naive", "seasonal-naive",
+                   "naive2")
+RECURRENT_FORECASTERS = ("lstm", "gru", "rnn")
+BASELINE_FORECASTERS = ("naive", "seasonal-naive", "naive2")
+FORECAST_DECODERS = ("direct", "seq2seq", "recursive")
+
+
+@dataclass
+class ForecastConfig:
+    """A forecaster: a window of ``input_size`` past steps (``inputs`` numbers each: the
+    target, its covariates, calendar features) and, for each of the ``horizon`` steps ahead,
+    the ``future_inputs`` known in advance (calendar features) → ``horizon`` values (one per
+    quantile with ``quantiles``)."""
+
+    horizon: int
+    input_size: int
+    inputs: int = 1
+    future_inputs: int = 0
+    model: str = "lstm"
+    decoder: str = "direct"
+    layers: int = 2
+    hidden: int = 64
+    dropout: float = 0.0
+    conv: int = 0  # channels of a 1-D convolution in front of the recurrence (0: none)
+    kernel: int = 2  # WaveNet
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    stacks: int = 1
+    channels: int = 32
+    quantiles: tuple[float, ...] = ()
+    season: int = 1
+
+    def __post_init__(self) -> None:
+        self.dilations = tuple(self.dilations)
+        self.quantiles = tuple(self.quantiles)
+        check_positive(self, "horizon", "input_size", "inputs", "layers", "hidden", "kernel",
+                       "stacks", "channels", "season")
+        check_choice("model", self.model, FORECAST_MODELS)
+        check_choice("decoder", self.decoder, FORECAST_DECODERS)
+        if not isinstance(self.future_inputs, int) or self.future_inputs < 0:
+            raise UserError("future inputs must be a whole number >= 0")
+        if not isinstance(self.conv, int) or self.conv < 0:
+            raise UserError(f"--conv must be a whole number >= 0, got {self.conv!r}")
+        for name in ("hidden", "channels"):
+            if getattr(self, name) > MAX_WIDTH:
+                raise UserError(f"{option(name)} {getattr(self, name)} is too large "
+                                f"(at most {MAX_WIDTH:,})")
+        if self.layers > MAX_LAYERS:
+            raise UserError(f"--layers {self.layers} is too many (at most {MAX_LAYERS})")
+        check_fraction("dropout", self.dropout)
+        if not self.dilations or any(not isinstance(d, int) or d < 1 for d in self.dilations):
+            raise UserError("--dilations must be positive whole numbers, e.g. 1,2,4,8")
+        if any(not (isinstance(q, (int, float)) and 0 < q < 1) for q in self.quantiles) or \
+                len(set(self.quantiles)) != len(self.quantiles):
+            raise UserError("--quantiles must be distinct numbers between 0 and 1, e.g. "
+                            "0.1,0.5,0.9")
+        self.quantiles = tuple(sorted(self.quantiles))
+        if self.decoder != "direct" and self.model not in RECURRENT_FORECASTERS:
+            raise UserError(f"--decoder {self.decoder} is for the recurrent models (lstm, gru, "
+                            f"rnn); --model {self.model} forecasts the horizon directly")
+        if self.decoder == "recursive" and self.inputs > 1 + self.future_inputs:
+            raise UserError("--decoder recursive feeds back only the target: covariates need "
+                            "--decoder direct or seq2seq")
+        if self.model == "wavenet" and self.receptive_field() < self.input_size:
+            raise UserError(f"the WaveNet sees {self.receptive_field()} steps back (kernel "
+                            f"{self.kernel}, dilations {','.join(map(str, self.dilations))} × "
+                            f"{self.stacks}), fewer than --input-size {self.input_size}: add "
+                            "dilations or stacks, or shorten the input")
+
+    def receptive_field(self) -> int:
+        """How many input steps a WaveNet output depends on."""
+        return 1 + self.stacks * sum((self.kernel - 1) * d for d in self.dilations)
+
+    @property
+    def outputs(self) -> int:
+        """Values per horizon step: one per quantile, or the point forecast."""
+        return len(self.quantiles) or 1
+
+
 # ---------------------------------------------------------------- training
 SCHEDULES = ("cosine", "plateau", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -290,6 +368,8 @@ CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_de
                                clip=5.0, select_metric="bleu4")
 CLASSIFY_TRAINING = TrainConfig(out_dir="checkpoints/classify", batch_size=32, lr=2e-3,
                                 weight_decay=0.01, select_metric="accuracy")
+FORECAST_TRAINING = TrainConfig(out_dir="checkpoints/forecast", batch_size=64, lr=3e-3,
+                                select_metric="mase")
 # The long-lag experiments: Adam at 1e-3 with clipping, as in the IRNN and uRNN papers'
 # baselines; a task is solved when validation reaches its criterion.
 EXPERIMENT_TRAINING = TrainConfig(out_dir="checkpoints/experiment", batch_size=32, lr=1e-3,
@@ -297,4 +377,4 @@ EXPERIMENT_TRAINING = TrainConfig(out_dir="checkpoints/experiment", batch_size=3
                                   log_every=50)
 # When no budget is given:
 DEFAULT_EPOCHS = {"lm": 10, "translate": 10, "caption": 20, "classify": 10,
-                  "experiment": 100}
+                  "experiment": 100, "forecast": 20}

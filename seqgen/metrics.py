@@ -1,10 +1,12 @@
 """Corpus BLEU and chrF (sacrebleu), with any number of references per sentence; the scores
-of a classifier."""
+of a classifier; the errors of forecasts as the M4 competition scores them."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+import numpy as np
 
 
 def perplexity(loss: float) -> float:
@@ -79,3 +81,66 @@ def classification_scores(predicted: Sequence[int], gold: Sequence[int], n_class
         "per_class": per_class,
         "confusion": confusion,
     }
+
+
+# ------------------------------------------------------------------ forecasts
+# As the M4 competition defines them (Makridakis et al. 2018): sMAPE with the factor 2 and in
+# percent; MASE scaled by the in-sample error of the seasonal naive forecast; OWA the mean of
+# the two relative to Naive2's; MSIS the interval score scaled like MASE. Per-series figures
+# are averaged over series (as M4 does); MAE, MSE and RMSE are over every forecast value.
+
+
+def mase_scale(history: np.ndarray, season: int) -> float:
+    """Mean absolute error of the seasonal naive forecast within ``history`` (one step back
+    when it is shorter than a season and one); NaN when the series never changes."""
+    m = season if len(history) > season else 1
+    if len(history) <= m:
+        return math.nan
+    scale = float(np.mean(np.abs(history[m:] - history[:-m])))
+    return scale if scale > 0 else math.nan
+
+
+def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """200 · mean(|y − ŷ| / (|y| + |ŷ|)) of one series (0/0 counts as 0)."""
+    denominator = np.abs(actual) + np.abs(forecast)
+    ratio = np.divide(np.abs(actual - forecast), denominator,
+                      out=np.zeros_like(denominator, dtype=float), where=denominator > 0)
+    return float(200 * ratio.mean())
+
+
+def msis(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float,
+         alpha: float) -> float:
+    """The mean scaled interval score of a (1 − alpha) interval: its width, plus 2/alpha
+    times how far the actual values fall outside it, scaled like MASE."""
+    penalty = (2 / alpha) * (np.maximum(lower - actual, 0) + np.maximum(actual - upper, 0))
+    return float(np.mean(upper - lower + penalty) / scale)
+
+
+def forecast_scores(actuals: Sequence[np.ndarray], forecasts: Sequence[np.ndarray],
+                    scales: Sequence[float], intervals: Sequence[tuple[np.ndarray, np.ndarray]]
+                    | None = None, alpha: float | None = None) -> dict[str, float]:
+    """MAE, MSE, RMSE, sMAPE, MASE of several series' forecasts (each series' values, its
+    forecast and its MASE scale); with ``intervals`` (lower, upper) also their coverage and
+    MSIS at level 1 − ``alpha``. Series whose scale is undefined (a constant history) are left
+    out of MASE and MSIS."""
+    y, f = np.concatenate(actuals), np.concatenate(forecasts)
+    scores = {"mae": float(np.mean(np.abs(y - f))), "mse": float(np.mean((y - f) ** 2))}
+    scores["rmse"] = math.sqrt(scores["mse"])
+    scores["smape"] = float(np.mean([smape(a, b) for a, b in zip(actuals, forecasts)]))
+    scaled = [float(np.mean(np.abs(a - b))) / s for a, b, s in zip(actuals, forecasts, scales)
+              if math.isfinite(s)]
+    scores["mase"] = float(np.mean(scaled)) if scaled else math.nan
+    if intervals is not None and alpha is not None:
+        low, high = np.concatenate([i[0] for i in intervals]), np.concatenate(
+            [i[1] for i in intervals])
+        scores["coverage"] = float(np.mean((y >= low) & (y <= high)))
+        per = [msis(a, lo, hi, s, alpha) for a, (lo, hi), s in zip(actuals, intervals, scales)
+               if math.isfinite(s)]
+        scores["msis"] = float(np.mean(per)) if per else math.nan
+    return scores
+
+
+def owa(scores: dict[str, float], naive2: dict[str, float]) -> float:
+    """The overall weighted average of M4: the mean of sMAPE and MASE, each relative to
+    Naive2's on the same series."""
+    return 0.5 * (scores["smape"] / naive2["smape"] + scores["mase"] / naive2["mase"])

@@ -130,14 +130,17 @@ class Run:
             counted: str = "parameters") -> FitResult:
         """Report the model, replace an earlier run (``--overwrite``), and train."""
         n = parameters if parameters is not None else sum(p.numel() for p in model.parameters())
-        self.reporter.message(f"model: {describe}, {n / 1e6:.2f}M {counted}, "
-                              f"{len(train_data)} batches per epoch")
+        size = f"{n / 1e6:.2f}M {counted}" if n >= 10_000 else f"{n:,} {counted}"
+        self.reporter.message(f"model: {describe}, {size}, {len(train_data)} batches per "
+                              "epoch")
         payload = {"task": self.task, "run": self.definition, "data_digest": self.digest,
                    **meta}
         if self.overwrite:
             clear_run(self.out_dir)
         self.trainer = Trainer(model, task, train_data, val_data, self.config, payload,
                                self.reporter)
+        if not any(p.requires_grad for p in model.parameters()):
+            return self.trainer.record()  # a baseline, or a readout fitted in closed form
         return self.trainer.fit(resume=self.resume)
 
 

@@ -59,7 +59,8 @@ from seqgen.models.recurrent import detach_state
 from seqgen.precision import Precision
 from seqgen.progress import ProgressReporter, format_rate, format_seconds
 
-LOWER_IS_BETTER = {"loss", "ppl", "bpc", "mse"}
+LOWER_IS_BETTER = {"loss", "ppl", "bpc", "mse", "mae", "rmse", "smape", "mase", "owa", "msis",
+                   "nrmse"}
 
 
 class Task(Protocol):
@@ -103,7 +104,7 @@ class TrainState:
 
 @dataclass
 class FitResult:
-    reason: str  # budget | epochs | early-stop | target | interrupted | diverged
+    reason: str  # budget | epochs | early-stop | target | interrupted | diverged | fitted
     step: int
     best: float | None
     best_metrics: dict[str, float] | None
@@ -298,8 +299,12 @@ class Trainer:
         self.meta = meta
         self.out_dir = Path(config.out_dir)
         self.reporter = reporter or ProgressReporter(quiet=config.quiet)
-        self.optimizer = build_optimizer(self.model, config, self.device)
-        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        # A model with no trainable weights (a baseline, a readout fitted in closed form)
+        # has no optimiser: it is validated and saved (``record``), never stepped.
+        trainable = any(p.requires_grad for p in self.model.parameters())
+        self.optimizer = build_optimizer(self.model, config, self.device) if trainable else None
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]] \
+            if self.optimizer else []
         self.scaler = self.precision.scaler()
         self.higher_is_better = config.select_metric not in LOWER_IS_BETTER
         # Saved in checkpoints and restored by --resume:
@@ -342,6 +347,25 @@ class Trainer:
         s = self.state
         return FitResult(reason, s.step, s.best, s.best_metrics, self.out_dir, s.skipped_steps,
                          s.elapsed)
+
+    def record(self) -> FitResult:
+        """A model with nothing to learn by gradient steps is a run too: validated once (the
+        final validation) and saved as ``best.pt`` and ``last.pt`` like any."""
+        try:
+            if self.world.main:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            with self.reporter:
+                self.final_validation()
+            s = self.state
+            final = self.history[-1] if self.history else {}
+            s.best_metrics = {k: v for k, v in final.items()
+                              if k not in ("kind", "step", "epoch", "elapsed")}
+            s.best, s.best_step = s.best_metrics.get(self.config.select_metric), 0
+            self.save("last.pt", "best.pt")
+        finally:
+            self.world.close()
+        s = self.state
+        return FitResult("fitted", 0, s.best, s.best_metrics, self.out_dir, 0, s.elapsed)
 
     def _loop(self) -> str:
         """The run, one named stage per line; validation has one site, stopping one test."""
@@ -619,7 +643,7 @@ class Trainer:
             "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "device": self._device_text(),
             "model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
+            "optimizer_state": self.optimizer.state_dict() if self.optimizer else None,
             "scaler_state": self.scaler.state_dict() if self.scaler else None,
             "train_config": to_dict(self.config),
             "trainer_state": {**dataclasses.asdict(self.state), "ranks": ranks},

@@ -50,6 +50,15 @@ def user(tmp_path_factory):
     (root / "reviews.tsv").write_text("label\ttext\n" + reviews, encoding="utf-8")
     (root / "badrow.tsv").write_text("label\ttext\npos\tfine\nneg\n", encoding="utf-8")
     (root / "otherlabels.tsv").write_text("label\ttext\nmaybe\tso so\n", encoding="utf-8")
+    long = ["unique_id,ds,y"] + [f"{name},{t},{10 + (t % 7) + i}" for i, name in
+                                 enumerate("ab") for t in range(60)]
+    (root / "series.csv").write_text("\n".join(long) + "\n", encoding="utf-8")
+    (root / "short-series.csv").write_text("\n".join(long + [f"c,{t},1" for t in range(5)])
+                                           + "\n", encoding="utf-8")
+    (root / "other-ids.csv").write_text("unique_id,ds,y\nz,0,1\n", encoding="utf-8")
+    (root / "tiny-series.csv").write_text("unique_id,ds,y\na,0,1\na,1,2\n", encoding="utf-8")
+    (root / "daily.csv").write_text("date,rail,bus,name\n" + "".join(
+        f"2021-01-{d:02d},{100 + d},{80 + d},x{d}\n" for d in range(1, 29)), encoding="utf-8")
     cache = ["--cache-dir", str(root / "cache")]
     for command in (
         ["train-lm", root / "corpus.txt", "--out", root / "lm", "--max-steps", 3, *TINY_LM,
@@ -63,6 +72,9 @@ def user(tmp_path_factory):
          *cache],
         ["train-classify", root / "reviews.tsv", "--out", root / "cls", "--max-steps", 2,
          "--hidden", 8, "--embed", 8, "--quiet", "--device", "cpu"],
+        ["train-forecast", root / "series.csv", "--out", root / "fc", "--max-steps", 2,
+         "--horizon", 4, "--input-size", 12, "--layers", 1, "--hidden", 8, "--quiet",
+         "--device", "cpu"],
     ):
         done = invoke(*command)
         assert done.exit_code == 0, done.output
@@ -102,6 +114,7 @@ CAPTION = ["caption", "{images/0.png}", "-c", "{cap/best.pt}"]
 CLS = ["train-classify", "{reviews.tsv}", "--out", "{new}"]
 CLASSIFY = ["classify", "-c", "{cls/best.pt}", "a red circle"]
 EXPERIMENT = ["experiment", "adding", "--out", "{new}"]
+FC = ["train-forecast", "{series.csv}", "--out", "{new}"]
 
 CASES = [
     # train-lm: model and optimiser values, checked before the corpus is read
@@ -306,6 +319,50 @@ CASES = [
     ("experiment-plot", [*EXPERIMENT, "--plot", "{new}.png"], "pass --grad-norms too"),
     ("experiment-init", [*EXPERIMENT, "--init", "identity"], "for plain RNNs"),
     ("experiment-resume", [*EXPERIMENT, "--resume"], "do not resume"),
+    # train-forecast, forecast, evaluate-forecast
+    ("fc-horizon-0", [*FC, "--horizon", "0"], "--horizon must be a positive whole number"),
+    ("fc-input-too-long", [*FC, "--input-size", "500"], "series 'a' has 60 values"),
+    ("fc-unknown-column", ["train-forecast", "{daily.csv}", "--target", "nope", "--out",
+                           "{new}"], "no column 'nope'"),
+    ("fc-text-target", ["train-forecast", "{daily.csv}", "--target", "name", "--out",
+                        "{new}"], "does not hold numbers"),
+    ("fc-short-series", ["train-forecast", "{short-series.csv}", "--out", "{new}",
+                         "--horizon", "2", "--input-size", "4"], "series 'c' has 5 values"),
+    ("fc-quantiles", [*FC, "--quantiles", "0.1,1.5"], "--quantiles must be"),
+    ("fc-quantiles-text", [*FC, "--quantiles", "low,high"], "give numbers separated"),
+    ("fc-decoder", [*FC, "--model", "wavenet", "--decoder", "seq2seq"],
+     "--decoder seq2seq is for the recurrent models"),
+    ("fc-decoder-name", [*FC, "--decoder", "attention"], "unknown --decoder 'attention'"),
+    ("fc-model", [*FC, "--model", "prophet"], "unknown --model 'prophet'"),
+    ("fc-receptive-field", [*FC, "--model", "wavenet", "--dilations", "1", "--input-size",
+                            "24"], "the WaveNet sees 2 steps back"),
+    ("fc-fill", [*FC, "--fill", "mean"], "unknown --fill 'mean'"),
+    ("fc-scale", [*FC, "--scale", "minmax"], "unknown --scale 'minmax'"),
+    ("fc-loss", [*FC, "--loss", "hinge"], "unknown --loss 'hinge'"),
+    ("fc-select", [*FC, "--select", "accuracy"], "unknown --select 'accuracy'"),
+    ("fc-synthetic", ["train-forecast", "--synthetic", "waves", "--out", "{new}"],
+     "unknown --synthetic 'waves'"),
+    ("fc-file-and-synthetic", [*FC, "--synthetic", "sines"], "not both"),
+    ("fc-no-data", ["train-forecast", "--out", "{new}"], "give a data file"),
+    ("fc-recursive-covariates", ["train-forecast", "{daily.csv}", "--target", "rail",
+                                 "--covariates", "bus", "--decoder", "recursive", "--out",
+                                 "{new}", "--input-size", "7"], "feeds back only the target"),
+    ("fc-val-size", [*FC, "--horizon", "4", "--val-size", "2"],
+     "--val-size must be at least the horizon"),
+    ("fc-val-series", [*FC, "--val-series", "2"], "leaves no series to train on"),
+    ("fc-season", [*FC, "--season", "0"], "--season must be a positive"),
+    ("fc-dropout", [*FC, "--dropout", "2"], "--dropout must be in [0, 1)"),
+    ("fc-teacher-forcing", [*FC, "--teacher-forcing", "1.5"], "--teacher-forcing must be"),
+    ("forecast-no-data", ["forecast", "-c", "{fc/best.pt}"], "give the series to forecast"),
+    ("forecast-task", ["forecast", "{series.csv}", "-c", "{lm/best.pt}"],
+     "is a lm checkpoint, not a forecast one"),
+    ("forecast-show", ["forecast", "{series.csv}", "-c", "{fc/best.pt}", "--show", "-1"],
+     "--show must be 0 or more"),
+    ("forecast-short-history", ["forecast", "{tiny-series.csv}", "-c", "{fc/best.pt}"],
+     "has 2 values before its forecast: the model reads 12"),
+    ("evaluate-forecast-test", ["evaluate-forecast", "{series.csv}", "-c", "{fc/best.pt}",
+                                "--test", "{other-ids.csv}"],
+     "the test file has series the data does not: z"),
     # serve, data, plot
     ("serve-missing", ["serve", "{missing.pt}"], "checkpoint not found"),
     ("serve-port", ["serve", "{lm/best.pt}", "--port", "0"], "--port must be between"),
@@ -343,7 +400,8 @@ def test_the_table_covers_every_command():
     commands = {c[1][0] for c in CASES}
     assert commands >= {"train-lm", "sample", "evaluate-lm", "info", "train-translate",
                         "translate", "train-caption", "caption", "train-classify", "classify",
-                        "evaluate-classify", "experiment"}
+                        "evaluate-classify", "experiment", "train-forecast", "forecast",
+                        "evaluate-forecast"}
     assert len(CASES) >= 50 and len({c[0] for c in CASES}) == len(CASES)
 
 

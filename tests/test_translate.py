@@ -346,7 +346,7 @@ def test_validation_bleu_reads_a_random_sample_in_the_models_case():
 
 
 def test_scheduled_sampling_decays_from_teacher_forcing_to_the_rate():
-    from seqgen.tasks.translate import teacher_forcing_rate
+    from seqgen.tasks.supervised import teacher_forcing_rate
 
     for decay in ("linear", "inverse-sigmoid"):
         rates = [teacher_forcing_rate(0.6, decay, p / 10) for p in range(11)]

@@ -3,7 +3,16 @@
 One module per task registers its commands on the shared app (``seqgen.cli.common``).
 """
 
-from seqgen.cli import caption, classify, data, experiment, lm, tools, translate  # noqa: F401
+from seqgen.cli import (  # noqa: F401
+    caption,
+    classify,
+    data,
+    experiment,
+    forecast,
+    lm,
+    tools,
+    translate,
+)
 from seqgen.cli.common import app
 
 __all__ = ["app", "main"]

@@ -220,6 +220,11 @@ def report_fit(result) -> None:
         raise typer.Exit(1)
     if not is_main_process():
         return
+    if result.reason == "fitted":
+        shown = "" if result.best is None else f"; validation {result.best:.4g}"
+        err.print(f"fitted (nothing to train by gradient steps){shown}; checkpoints in "
+                  f"{result.out_dir}", markup=False)
+        return
     best = "" if result.best is None else f"; best validation {result.best:.4f}"
     skipped = (f"; {result.skipped_steps} step(s) skipped for non-finite gradients"
                if result.skipped_steps else "")

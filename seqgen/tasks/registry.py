@@ -18,7 +18,7 @@ from typing import Any
 from seqgen.errors import UserError
 
 BUILT_IN = ("seqgen.tasks.lm", "seqgen.tasks.translate", "seqgen.tasks.caption",
-            "seqgen.tasks.classify", "seqgen.tasks.experiment")
+            "seqgen.tasks.classify", "seqgen.tasks.experiment", "seqgen.tasks.forecast")
 
 
 def _nothing_more(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""What translation and captioning share on the decoder side: the masked token loss, the
-validation set that is both scored (loss) and decoded (BLEU), and the validation loss."""
+"""What the tasks that decode step by step share: the masked token loss, the validation set
+that is both scored (loss) and decoded (BLEU), and the validation loss (translation and
+captioning); the schedule of scheduled sampling (translation and seq2seq forecasts)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,3 +52,18 @@ def validation_loss(model: torch.nn.Module, batches: Any, forward: TeacherForced
         total += float(masked_token_loss(logits, targets))
         count += int((targets != PAD_ID).sum())
     return total / max(1, count)
+
+
+DECAYS = ("none", "linear", "inverse-sigmoid")
+
+
+def teacher_forcing_rate(final: float, decay: str, progress: float) -> float:
+    """The share of reference tokens fed back at this point of training. Scheduled sampling
+    (Bengio et al. 2015) starts from pure teacher forcing and lowers it to ``final``: along a
+    line, or along an inverse sigmoid (slow, then fast, then slow); ``none`` keeps ``final``
+    all along."""
+    if decay == "linear":
+        return 1.0 - (1.0 - final) * progress
+    if decay == "inverse-sigmoid":
+        return final + (1.0 - final) / (1.0 + math.exp(10.0 * (progress - 0.5)))
+    return final

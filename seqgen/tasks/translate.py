@@ -28,7 +28,13 @@ from seqgen.plots import pyplot, save_figure
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
 from seqgen.tasks.registry import TaskSpec, register
-from seqgen.tasks.supervised import DecodedValidation, masked_token_loss, validation_loss
+from seqgen.tasks.supervised import (
+    DECAYS,
+    DecodedValidation,
+    masked_token_loss,
+    teacher_forcing_rate,
+    validation_loss,
+)
 from seqgen.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -243,21 +249,6 @@ class Translator:
 
 
 # ------------------------------------------------------------------- training
-DECAYS = ("none", "linear", "inverse-sigmoid")
-
-
-def teacher_forcing_rate(final: float, decay: str, progress: float) -> float:
-    """The share of reference tokens fed back at this point of training. Scheduled sampling
-    (Bengio et al. 2015) starts from pure teacher forcing and lowers it to ``final``: along a
-    line, or along an inverse sigmoid (slow, then fast, then slow); ``none`` keeps ``final``
-    all along."""
-    if decay == "linear":
-        return 1.0 - (1.0 - final) * progress
-    if decay == "inverse-sigmoid":
-        return final + (1.0 - final) / (1.0 + math.exp(10.0 * (progress - 0.5)))
-    return final
-
-
 class TranslateTask:
     """Teacher-forced token cross-entropy; validation adds BLEU from real greedy decoding."""
 

@@ -1,0 +1,208 @@
+"""Forecasters: a window of past steps → the next ``horizon`` values (or, with quantiles, a
+value per quantile of each), in the scaled units the task feeds them.
+
+- recurrent stacks (LSTM / GRU / RNN, optionally behind a 1-D convolution) with three heads:
+  ``direct`` (the last state → every horizon value at once; seq-to-vector), ``seq2seq`` (a
+  decoder that writes the horizon step by step from the encoder's state, teacher-forced in
+  training, with scheduled sampling), ``recursive`` (one step ahead, its forecast fed back);
+- ``wavenet``: stacks of causal dilated convolutions with gated tanh·σ units, residual and
+  skip connections (van den Oord et al. 2016), the last step's skip sum → the horizon;
+- ``linear``: the window, flattened → the horizon (the baseline of a trained model);
+- the baselines (naive, seasonal naive, Naive2) hold no weights: the task computes them from
+  each series' whole history (``seqgen.models.baselines``).
+
+Every model's ``forward(x, future, targets=None, teacher_forcing=1.0)`` takes ``x`` (B, L,
+inputs), ``future`` (B, H, future_inputs) and, for teacher forcing, the targets (B, H); it
+gives (B, H, outputs). With several quantiles the outputs are ordered by construction (the
+lowest, then positive steps up).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqgen.config import BASELINE_FORECASTERS, ForecastConfig
+from seqgen.models.recurrent import make_rnn
+
+
+def ordered(raw: torch.Tensor) -> torch.Tensor:
+    """(…, Q) free outputs → Q non-decreasing quantiles: the first, then softplus steps."""
+    if raw.size(-1) == 1:
+        return raw
+    return torch.cat([raw[..., :1], raw[..., :1] + F.softplus(raw[..., 1:]).cumsum(-1)], -1)
+
+
+def middle(outputs: torch.Tensor, quantiles: tuple[float, ...]) -> torch.Tensor:
+    """The point forecast of (…, Q) outputs: the quantile nearest the median."""
+    if not quantiles:
+        return outputs[..., 0]
+    index = min(range(len(quantiles)), key=lambda k: abs(quantiles[k] - 0.5))
+    return outputs[..., index]
+
+
+class RecurrentForecaster(nn.Module):
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        c = self.config = config
+        width = c.inputs
+        self.conv = None
+        if c.conv:  # strided, so the recurrence reads half as many steps (Géron's conv + GRU)
+            self.conv = nn.Conv1d(c.inputs, c.conv, kernel_size=4, stride=2)
+            width = c.conv
+        self.encoder = make_rnn(c.model, width, c.hidden, c.layers, c.dropout, forget_bias=None)
+        self.dropout = nn.Dropout(c.dropout)
+        if c.decoder == "direct":
+            self.head = nn.Linear(c.hidden + c.horizon * c.future_inputs,
+                                  c.horizon * c.outputs)
+        else:
+            if c.decoder == "seq2seq":
+                self.decoder = make_rnn(c.model, 1 + c.future_inputs, c.hidden, c.layers,
+                                        c.dropout, forget_bias=None)
+            self.head = nn.Linear(c.hidden, c.outputs)
+
+    def encode(self, x: torch.Tensor):
+        if self.conv is not None:
+            x = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        return self.encoder(x)
+
+    def forward(self, x, future, targets=None, teacher_forcing: float = 1.0):
+        c = self.config
+        if c.decoder == "direct":
+            outputs, _ = self.encode(x)
+            last = self.dropout(outputs[:, -1])
+            if c.future_inputs:
+                last = torch.cat([last, future.flatten(1)], -1)
+            return ordered(self.head(last).view(len(x), c.horizon, c.outputs))
+        if c.decoder == "seq2seq":
+            return self._seq2seq(x, future, targets, teacher_forcing)
+        return self._recursive(x, future, targets)
+
+    def _seq2seq(self, x, future, targets, teacher_forcing):
+        """The decoder reads the previous value (the last observed one first) and the step's
+        known inputs; the whole horizon in one fused call when teacher-forced."""
+        c = self.config
+        _, state = self.encode(x)
+        previous = x[:, -1:, 0]  # (B, 1): the target is the first input
+        if targets is not None and teacher_forcing >= 1:
+            fed = torch.cat([previous, targets[:, :-1]], 1).unsqueeze(-1)
+            inputs = torch.cat([fed, future], -1) if c.future_inputs else fed
+            outputs, _ = self.decoder(inputs, state)
+            return ordered(self.head(self.dropout(outputs)))
+        steps = []
+        for k in range(c.horizon):
+            step_in = previous.unsqueeze(-1)
+            if c.future_inputs:
+                step_in = torch.cat([step_in, future[:, k:k + 1]], -1)
+            output, state = self.decoder(step_in, state)
+            out = ordered(self.head(self.dropout(output)))  # (B, 1, Q)
+            steps.append(out)
+            guess = middle(out, c.quantiles).detach()
+            if targets is not None and teacher_forcing > 0:
+                keep = torch.rand(len(x), 1, device=x.device) < teacher_forcing
+                previous = torch.where(keep, targets[:, k:k + 1], guess)
+            else:
+                previous = guess
+        return torch.cat(steps, 1)
+
+    def _recursive(self, x, future, targets):
+        """One step ahead from every step; in training the horizon is read teacher-forced in
+        the same call, at forecast time each forecast is the next step's input."""
+        c = self.config
+        if targets is not None:
+            fed = targets[:, :-1].unsqueeze(-1)
+            if c.future_inputs:
+                fed = torch.cat([fed, future[:, :-1]], -1)
+            outputs, _ = self.encode(torch.cat([x, fed], 1))
+            return ordered(self.head(self.dropout(outputs[:, -c.horizon:])))
+        outputs, state = self.encode(x)
+        out = ordered(self.head(outputs[:, -1:]))
+        steps = [out]
+        for k in range(1, c.horizon):
+            step_in = middle(out, c.quantiles).unsqueeze(-1)
+            if c.future_inputs:
+                step_in = torch.cat([step_in, future[:, k - 1:k]], -1)
+            output, state = self.encoder(step_in, state)
+            out = ordered(self.head(output))
+            steps.append(out)
+        return torch.cat(steps, 1)
+
+
+class WaveNetBlock(nn.Module):
+    """A gated causal dilated convolution with its residual and skip 1×1 convolutions."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int):
+        super().__init__()
+        self.pad = (kernel - 1) * dilation
+        self.filter = nn.Conv1d(channels, channels, kernel, dilation=dilation)
+        self.gate = nn.Conv1d(channels, channels, kernel, dilation=dilation)
+        self.residual = nn.Conv1d(channels, channels, 1)
+        self.skip = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x):
+        padded = F.pad(x, (self.pad, 0))  # on the left only: nothing from the future
+        z = torch.tanh(self.filter(padded)) * torch.sigmoid(self.gate(padded))
+        return x + self.residual(z), self.skip(z)
+
+
+class WaveNet(nn.Module):
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        c = self.config = config
+        self.input = nn.Conv1d(c.inputs, c.channels, 1)
+        self.blocks = nn.ModuleList(WaveNetBlock(c.channels, c.kernel, d)
+                                    for _ in range(c.stacks) for d in c.dilations)
+        self.output = nn.Conv1d(c.channels, c.channels, 1)
+        self.dropout = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.channels + c.horizon * c.future_inputs, c.horizon * c.outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, inputs) → (B, L, channels): each step's output depends only on the steps
+        up to it (causal), at most ``receptive_field()`` of them."""
+        h = self.input(x.transpose(1, 2))
+        skips = 0
+        for block in self.blocks:
+            h, skip = block(h)
+            skips = skips + skip
+        return torch.relu(self.output(torch.relu(skips))).transpose(1, 2)
+
+    def forward(self, x, future, targets=None, teacher_forcing: float = 1.0):
+        c = self.config
+        last = self.dropout(self.features(x)[:, -1])
+        if c.future_inputs:
+            last = torch.cat([last, future.flatten(1)], -1)
+        return ordered(self.head(last).view(len(x), c.horizon, c.outputs))
+
+
+class LinearForecaster(nn.Module):
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        c = self.config = config
+        self.head = nn.Linear(c.input_size * c.inputs + c.horizon * c.future_inputs,
+                              c.horizon * c.outputs)
+
+    def forward(self, x, future, targets=None, teacher_forcing: float = 1.0):
+        c = self.config
+        flat = x.flatten(1)
+        if c.future_inputs:
+            flat = torch.cat([flat, future.flatten(1)], -1)
+        return ordered(self.head(flat).view(len(x), c.horizon, c.outputs))
+
+
+class Baseline(nn.Module):
+    """A baseline as a model: no weights; its forecasts come from each series' history."""
+
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        self.config = config
+
+
+def build_forecaster(config: ForecastConfig) -> nn.Module:
+    if config.model in BASELINE_FORECASTERS:
+        return Baseline(config)
+    if config.model == "wavenet":
+        return WaveNet(config)
+    if config.model == "linear":
+        return LinearForecaster(config)
+    return RecurrentForecaster(config)
