@@ -231,16 +231,20 @@ class ForecastConfig:
     future_inputs: int = 0
     model: str = "lstm"
     decoder: str = "direct"
-    layers: int = 2
+    # The defaults, measured on M4 Hourly (60-second runs, validation OWA): a strided
+    # convolution in front of one LSTM layer runs about 5× the steps of a 2×64 stack over
+    # the same window (0.554 against 0.656, both with the highway); README: forecasting.
+    layers: int = 1
     hidden: int = 64
     dropout: float = 0.0
-    conv: int = 0  # channels of a 1-D convolution in front of the recurrence (0: none)
+    conv: int = 32  # recurrent models: channels of a 1-D convolution in front (0: none)
     kernel: int = 2  # WaveNet
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     stacks: int = 1
     channels: int = 32
     quantiles: tuple[float, ...] = ()
     season: int = 1
+    highway: bool = True  # a linear map of the window's target added to the forecast
 
     def __post_init__(self) -> None:
         self.dilations = tuple(self.dilations)
@@ -273,6 +277,16 @@ class ForecastConfig:
         if self.decoder == "recursive" and self.inputs > 1 + self.future_inputs:
             raise UserError("--decoder recursive feeds back only the target: covariates need "
                             "--decoder direct or seq2seq")
+        # The convolution and the highway apply where they can: the convolution in front of
+        # a recurrence that reads whole windows, the highway beside a whole-horizon head.
+        recursive = self.decoder == "recursive"
+        if self.model not in RECURRENT_FORECASTERS or recursive:
+            self.conv = 0
+        if self.model not in ("wavenet", *RECURRENT_FORECASTERS) or recursive:
+            self.highway = False
+        if self.conv and self.input_size < 4:
+            raise UserError("--conv reads 4 steps at a time: give --input-size 4 or more, or "
+                            "--conv 0")
         if self.model == "wavenet" and self.receptive_field() < self.input_size:
             raise UserError(f"the WaveNet sees {self.receptive_field()} steps back (kernel "
                             f"{self.kernel}, dilations {','.join(map(str, self.dilations))} × "

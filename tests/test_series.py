@@ -15,7 +15,13 @@ from seqgen.data.series import (
     sine_sums,
     synthetic_series,
 )
-from seqgen.data.windows import WindowBatches, fit_scaler, prepare, split_series
+from seqgen.data.windows import (
+    WindowBatches,
+    fit_scaler,
+    prepare,
+    split_series,
+    window_inputs,
+)
 from seqgen.errors import UserError
 from seqgen.metrics import forecast_scores, mase_scale, msis, owa, smape
 from seqgen.models.baselines import (
@@ -155,17 +161,38 @@ def test_steps_are_inferred_in_seconds_and_months():
 
 
 # ------------------------------------------------------------------ scaling and windows
-def test_scaling_is_fitted_on_the_past_and_undone_exactly():
+def test_each_window_is_scaled_by_its_past_alone_and_undone_exactly():
     from seqgen.data.series import Series
 
     values = np.random.default_rng(1).normal(100, 20, 50)
-    series = Series("s", values, np.zeros((50, 0)))
-    for kind in ("standard", "robust", "none"):
-        p = prepare(series, 30, 5, kind, "none", None)
-        assert np.allclose(p.scaler.undo(p.target.astype(np.float64)), values, atol=1e-3)
-    p = prepare(series, 30, 5, "standard", "none", None)
-    assert p.scaler.center[0] == pytest.approx(values[:30].mean())  # the past only
+    prepared = prepare(Series("s", values, np.zeros((50, 0))), 5, "none", None)
+    for kind in ("standard", "robust", "window", "none"):
+        x, _, scaler = window_inputs(prepared, 30, 10, 5, kind)
+        assert np.allclose(scaler.undo(x[:, 0].astype(np.float64)), values[20:30], atol=1e-3)
+    _, _, scaler = window_inputs(prepared, 30, 10, 5, "standard")
+    assert scaler.center[0] == pytest.approx(values[:30].mean())  # the past only
+    _, _, scaler = window_inputs(prepared, 30, 10, 5, "window")
+    assert scaler.center[0] == pytest.approx(values[20:30].mean())  # the window only
     assert fit_scaler(np.full((5, 1), 3.0), "standard").scale[0] == 1.0  # constant: kept
+
+
+@pytest.mark.parametrize("kind", ["standard", "robust", "window"])
+def test_training_windows_are_scaled_as_forecasts_are(kind):
+    """The running sums of training give the scaler a forecast from the same origin gets."""
+    from seqgen.data.series import Series, SeriesSet
+
+    rng = np.random.default_rng(2)
+    data = SeriesSet([Series(n, rng.normal(m, 5, 40), rng.normal(0, 1, (40, 1)))
+                      for n, m in (("a", 10), ("b", 300))])
+    split = split_series(data, 6, 3, 3, 0)
+    prepared = [prepare(s, 3, "none", None) for s in data.series]
+    batches = WindowBatches(prepared, split, 6, 3, 8, scale=kind)
+    x, _, y = batches.batch(batches.starts, batches.origins)
+    for row in (0, 5, len(batches.origins) - 1):
+        series = 0 if batches.starts[row] == 0 else 1
+        origin = int(batches.origins[row] - batches.starts[row])
+        expected, _, _ = window_inputs(prepared[series], origin, 6, 3, kind)
+        assert np.allclose(x[row].numpy(), expected, atol=1e-4)
 
 
 def test_no_window_forecasts_what_it_reads_and_validation_comes_after_training():
@@ -175,9 +202,8 @@ def test_no_window_forecasts_what_it_reads_and_validation_comes_after_training()
                       for name, n in (("a", 40), ("b", 33))])
     split = split_series(data, input_size=6, horizon=3, val_size=5, val_series=0)
     assert split.train_end == [35, 28] and split.val_origins == [[35], [28]]
-    prepared = [prepare(s, end, 3, "none", "none", None)
-                for s, end in zip(data.series, split.train_end)]
-    batches = WindowBatches(prepared, split, 6, 3, batch_size=7, seed=0)
+    prepared = [prepare(s, 3, "none", None) for s in data.series]
+    batches = WindowBatches(prepared, split, 6, 3, batch_size=7, seed=0, scale="none")
     seen = 0
     for x, _, y in batches.batches(0):
         x, y = x[..., 0].numpy(), y.numpy()

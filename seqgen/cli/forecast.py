@@ -33,7 +33,7 @@ from seqgen.config import ForecastConfig
 from seqgen.errors import UserError
 
 FORECAST_MODEL = ("model", "decoder", "layers", "hidden", "dropout", "conv", "kernel",
-                  "stacks", "channels")
+                  "stacks", "channels", "highway")
 SELECTABLE = ("mase", "mae", "rmse", "smape", "owa", "mse")
 
 DataPath = Annotated[Path | None, typer.Argument(
@@ -89,7 +89,8 @@ def train_forecast_cmd(
     dropout: Dropout = ForecastConfig.dropout,
     conv: Annotated[int, typer.Option(
         "--conv", help="Recurrent models: a 1-D convolution of this many channels (kernel 4, "
-        "stride 2) in front (0: none).")] = ForecastConfig.conv,
+        "stride 2) in front, so the recurrence reads half the steps (0: none).")
+    ] = ForecastConfig.conv,
     kernel: Annotated[int, typer.Option("--kernel", help="WaveNet: kernel size.")
                       ] = ForecastConfig.kernel,
     dilations: Annotated[str, typer.Option(
@@ -99,17 +100,21 @@ def train_forecast_cmd(
                                         "repeat.")] = ForecastConfig.stacks,
     channels: Annotated[int, typer.Option("--channels", help="WaveNet: channels.")
                         ] = ForecastConfig.channels,
+    highway: Annotated[bool, typer.Option(
+        "--highway/--no-highway", help="Add a linear forecast from the window (LSTNet's "
+        "autoregressive highway) to a recurrent (direct or seq2seq) or WaveNet model's.")
+    ] = ForecastConfig.highway,
     quantiles: Annotated[str | None, typer.Option(
         "--quantiles", help="Train quantile heads (pinball loss), e.g. 0.1,0.5,0.9: the "
         "forecast gets an interval.")] = None,
-    loss: Annotated[str, typer.Option("--loss", help="mse, mae or huber (in scaled units).")
-                    ] = "mse",
+    loss: Annotated[str, typer.Option("--loss", help="mae, mse or huber (in scaled units).")
+                    ] = "mae",
     season: Annotated[int | None, typer.Option(
         "--season", help="Steps in a season, for MASE and the seasonal baselines (default: "
         "from the time step: 24 hourly, 7 daily, …).")] = None,
     scale: Annotated[str, typer.Option(
-        "--scale", help="Per-series scaling, fitted on the past only: standard, robust or "
-        "none.")] = "standard",
+        "--scale", help="window: each input window scaled by itself; standard or robust: by "
+        "all of the series before the forecast; none.")] = "window",
     calendar: Annotated[str, typer.Option(
         "--calendar", help="auto: add the hour, weekday and time of year of each step as "
         "inputs (known ahead); none.")] = "none",

@@ -1,6 +1,11 @@
-"""From series to what a forecaster reads: per-series scaling (fitted on the past only, undone
-on output), calendar features, the split into training and validation that never lets a
-validation value into a training window, and the windows themselves, batched.
+"""From series to what a forecaster reads: scaling, calendar features, the split into
+training and validation that never lets a validation value into a training window, and the
+windows themselves, batched.
+
+Every window is scaled by what came before its origin, and only that, in training as at
+forecast time: ``standard`` by the mean and deviation of the series' whole past, ``robust`` by
+its median and interquartile range, ``window`` by those of the input window alone (as RevIN
+does); ``none`` leaves the values as they are. The forecast is scaled back the same way.
 
 A window is an origin ``t`` in one series: the model reads the ``input_size`` steps before
 it and forecasts the ``horizon`` steps from it on. Validation takes each series' last
@@ -20,14 +25,14 @@ import torch
 from seqgen.data.series import Series, SeriesSet, Step
 from seqgen.errors import UserError
 
-SCALES = ("standard", "robust", "none")
+SCALES = ("standard", "robust", "window", "none")
 CALENDARS = ("none", "auto")
 
 
 # ------------------------------------------------------------------------------ scaling
 @dataclass(frozen=True)
 class Scaler:
-    """``(x - center) / scale`` per column, fitted on a series' past."""
+    """``(x - center) / scale`` per column."""
 
     center: np.ndarray
     scale: np.ndarray
@@ -39,19 +44,33 @@ class Scaler:
         return values * self.scale[column] + self.center[column]
 
 
+def _spread(spread: np.ndarray) -> np.ndarray:
+    return np.where(spread > 1e-9 * np.maximum(1.0, np.abs(spread)), spread, 1.0)
+
+
 def fit_scaler(values: np.ndarray, kind: str) -> Scaler:
     """Each column of ``values`` (T, C): standard (mean, deviation), robust (median,
-    interquartile range) or none; a constant column keeps a scale of 1."""
+    interquartile range; the deviation where that is 0) or none; a constant column keeps a
+    scale of 1."""
     values = values.reshape(len(values), -1)
     width = values.shape[1]
     if kind == "none" or len(values) == 0:
         return Scaler(np.zeros(width), np.ones(width))
     if kind == "robust":
         center = np.median(values, axis=0)
-        spread = np.subtract(*np.percentile(values, [75, 25], axis=0))
+        q75, q25 = np.percentile(values, [75, 25], axis=0)
+        spread = np.where(q75 > q25, q75 - q25, values.std(axis=0))
     else:
         center, spread = values.mean(axis=0), values.std(axis=0)
-    return Scaler(center, np.where(spread > 1e-12, spread, 1.0))
+    return Scaler(center, _spread(spread))
+
+
+def past_scaler(values: np.ndarray, origin: int, kind: str, input_size: int) -> Scaler:
+    """The scaler of the window before ``origin``: fitted on the past (``window``: on the
+    input window alone), never on a value it forecasts."""
+    if kind == "window":
+        return fit_scaler(values[origin - input_size:origin], "standard")
+    return fit_scaler(values[:origin], kind)
 
 
 # ------------------------------------------------------------------------------ calendar
@@ -96,38 +115,40 @@ def calendar_features(dates: np.ndarray, step: Step | None, kind: str) -> np.nda
 # ------------------------------------------------------------------------------ inputs
 @dataclass
 class Prepared:
-    """One series as a model reads it at one forecast origin: its scaled inputs and the
-    scaler that undoes its output."""
+    """One series as a model reads it, before scaling: its target and covariates (the
+    columns scaling applies to) and its calendar."""
 
-    inputs: np.ndarray  # (T, inputs): scaled target, scaled covariates, calendar
-    future: np.ndarray  # (T + H, future_inputs): calendar, the horizon's included
-    target: np.ndarray  # (T,) scaled target
-    scaler: Scaler  # of the target and covariates
+    scaled: np.ndarray  # (T, 1 + covariates): the target, then the covariates
+    future: np.ndarray  # (T + H, calendar): the calendar, the horizon's included
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(T, inputs): what the model reads at each step, unscaled."""
+        calendar = self.future[:len(self.scaled)]
+        return np.column_stack([self.scaled, calendar]) if calendar.shape[1] else self.scaled
 
 
-def prepare(series: Series, origin: int, horizon: int, scale: str, calendar: str,
-            step: Step | None) -> Prepared:
-    """``series`` scaled by what came before ``origin`` (the scaler never sees a value it
-    is asked to forecast); the calendar runs ``horizon`` steps past the end."""
-    past = np.column_stack([series.target[:origin], series.covariates[:origin]])
-    scaler = fit_scaler(past, scale)
-    columns = scaler.apply(np.column_stack([series.target, series.covariates]))
+def prepare(series: Series, horizon: int, calendar: str, step: Step | None) -> Prepared:
+    """``series``'s columns and its calendar, which runs ``horizon`` steps past the end."""
+    columns = np.column_stack([series.target, series.covariates]).astype(np.float64)
     dates = series.dates
     if dates is not None and step is not None:
-        dates = np.concatenate([dates, step.after(dates[-1], horizon)])
-        cal = calendar_features(dates, step, calendar)
+        cal = calendar_features(np.concatenate([dates, step.after(dates[-1], horizon)]),
+                                step, calendar)
     else:
         cal = np.zeros((len(series) + horizon, 0))
-    inputs = np.column_stack([columns, cal[:len(series)]]) if cal.shape[1] else columns
-    return Prepared(inputs.astype(np.float32), cal.astype(np.float32),
-                    columns[:, 0].astype(np.float32), scaler)
+    return Prepared(columns, cal.astype(np.float32))
 
 
-def window_inputs(prepared: Prepared, origin: int, input_size: int, horizon: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The window before ``origin`` (input_size, inputs) and the horizon's known inputs."""
-    x = prepared.inputs[origin - input_size:origin]
-    return x, prepared.future[origin:origin + horizon]
+def window_inputs(prepared: Prepared, origin: int, input_size: int, horizon: int,
+                  kind: str) -> tuple[np.ndarray, np.ndarray, Scaler]:
+    """The scaled window before ``origin`` (input_size, inputs), the horizon's calendar, and
+    the scaler that undoes the forecast."""
+    scaler = past_scaler(prepared.scaled, origin, kind, input_size)
+    columns = scaler.apply(prepared.scaled[origin - input_size:origin])
+    calendar = prepared.future[origin - input_size:origin]
+    x = np.column_stack([columns, calendar]) if calendar.shape[1] else columns
+    return x.astype(np.float32), prepared.future[origin:origin + horizon], scaler
 
 
 # ------------------------------------------------------------------------------ the split
@@ -179,40 +200,61 @@ def split_series(data: SeriesSet, input_size: int, horizon: int, val_size: int,
 class WindowBatches:
     """Training windows of every series (each origin from ``input_size`` to the last one
     whose horizon ends before the series' validation), shuffled into batches of
-    (x (B, L, inputs), future (B, H, future_inputs), targets (B, H)); the same batches for
-    the same seed and epoch."""
+    (x (B, L, inputs), future (B, H, future_inputs), targets (B, H)), each window scaled by
+    its own past (``scale``); the same batches for the same seed and epoch."""
 
     def __init__(self, prepared: list[Prepared], split: Split, input_size: int, horizon: int,
-                 batch_size: int, seed: int = 0):
-        self.input_size, self.horizon = input_size, horizon
+                 batch_size: int, seed: int = 0, scale: str = "standard"):
+        self.input_size, self.horizon, self.scale = input_size, horizon, scale
         self.batch_size, self.seed = batch_size, seed
-        starts, origins = [], []
-        offset = 0
-        inputs, future, target = [], [], []
+        starts, origins, offset = [], [], 0
         for p, end, held in zip(prepared, split.train_end, split.held_out):
-            n = len(p.target)
             if not held:
                 origins.append(offset + np.arange(input_size, end - horizon + 1))
-            inputs.append(p.inputs)
-            target.append(p.target)
-            future.append(p.future[:n])
-            starts.append(offset)
-            offset += n
+                starts.append(np.full(end - horizon + 1 - input_size, offset))
+            offset += len(p.scaled)
         self.origins = np.concatenate(origins) if origins else np.zeros(0, dtype=np.int64)
-        self.inputs = np.concatenate(inputs)
-        self.future = np.concatenate(future)
-        self.target = np.concatenate(target)
+        self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        self.columns = np.concatenate([p.scaled for p in prepared])  # (N, 1 + covariates)
+        self.calendar = np.concatenate([p.future[:len(p.scaled)] for p in prepared])
+        # Running sums: the mean and deviation of any series' past in two subtractions.
+        zero = np.zeros((1, self.columns.shape[1]))
+        self.sums = np.concatenate([zero, np.cumsum(self.columns, axis=0)])
+        self.squares = np.concatenate([zero, np.cumsum(self.columns ** 2, axis=0)])
 
     def __len__(self) -> int:
         return -(-len(self.origins) // self.batch_size)
 
-    def batch(self, origins: np.ndarray):
+    def scalers(self, starts: np.ndarray, origins: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Center and scale (B, 1, columns) of each window, from its series' past."""
+        width = self.columns.shape[1]
+        if self.scale == "none":
+            return np.zeros((len(origins), 1, width)), np.ones((len(origins), 1, width))
+        if self.scale == "standard":
+            n = (origins - starts)[:, None]
+            mean = (self.sums[origins] - self.sums[starts]) / n
+            var = (self.squares[origins] - self.squares[starts]) / n - mean ** 2
+            return mean[:, None], _spread(np.sqrt(np.maximum(var, 0)))[:, None]
+        fitted = [past_scaler(self.columns[a:t], t - a, self.scale, self.input_size)
+                  for a, t in zip(starts, origins)]
+        return (np.stack([f.center for f in fitted])[:, None],
+                np.stack([f.scale for f in fitted])[:, None])
+
+    def batch(self, starts: np.ndarray, origins: np.ndarray):
         back = origins[:, None] + np.arange(-self.input_size, 0)
         ahead = origins[:, None] + np.arange(self.horizon)
-        return (torch.from_numpy(self.inputs[back]), torch.from_numpy(self.future[ahead]),
-                torch.from_numpy(self.target[ahead]))
+        center, scale = self.scalers(starts, origins)
+        x = (self.columns[back] - center) / scale
+        if self.calendar.shape[1]:
+            x = np.concatenate([x, self.calendar[back]], axis=-1)
+        target = (self.columns[ahead, 0] - center[:, :, 0]) / scale[:, :, 0]
+        return (torch.from_numpy(x.astype(np.float32)),
+                torch.from_numpy(self.calendar[ahead].astype(np.float32)),
+                torch.from_numpy(target.astype(np.float32)))
 
     def batches(self, epoch: int = 0, start: int = 0):
         order = np.random.default_rng(self.seed * 1000 + epoch).permutation(len(self.origins))
         for b in range(start, len(self)):
-            yield self.batch(self.origins[order[b * self.batch_size:(b + 1) * self.batch_size]])
+            chosen = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self.batch(self.starts[chosen], self.origins[chosen])

@@ -34,6 +34,25 @@ def ordered(raw: torch.Tensor) -> torch.Tensor:
     return torch.cat([raw[..., :1], raw[..., :1] + F.softplus(raw[..., 1:]).cumsum(-1)], -1)
 
 
+class Highway(nn.Module):
+    """LSTNet's autoregressive highway (Lai et al. 2018): a linear forecast from the
+    window's target values, added to the network's, so that the network learns what a linear
+    model cannot and the forecast follows the series' level and scale."""
+
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        self.horizon, self.outputs = config.horizon, config.outputs
+        self.linear = nn.Linear(config.input_size, config.horizon * config.outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x[..., 0]).view(len(x), self.horizon, self.outputs)
+
+
+def with_highway(module: nn.Module, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The network's raw outputs (B, H, Q), plus the highway's where the model has one."""
+    return raw + module.highway(x) if module.highway is not None else raw
+
+
 def middle(outputs: torch.Tensor, quantiles: tuple[float, ...]) -> torch.Tensor:
     """The point forecast of (…, Q) outputs: the quantile nearest the median."""
     if not quantiles:
@@ -53,6 +72,7 @@ class RecurrentForecaster(nn.Module):
             width = c.conv
         self.encoder = make_rnn(c.model, width, c.hidden, c.layers, c.dropout, forget_bias=None)
         self.dropout = nn.Dropout(c.dropout)
+        self.highway = Highway(c) if c.highway else None
         if c.decoder == "direct":
             self.head = nn.Linear(c.hidden + c.horizon * c.future_inputs,
                                   c.horizon * c.outputs)
@@ -74,7 +94,8 @@ class RecurrentForecaster(nn.Module):
             last = self.dropout(outputs[:, -1])
             if c.future_inputs:
                 last = torch.cat([last, future.flatten(1)], -1)
-            return ordered(self.head(last).view(len(x), c.horizon, c.outputs))
+            raw = self.head(last).view(len(x), c.horizon, c.outputs)
+            return ordered(with_highway(self, raw, x))
         if c.decoder == "seq2seq":
             return self._seq2seq(x, future, targets, teacher_forcing)
         return self._recursive(x, future, targets)
@@ -89,14 +110,18 @@ class RecurrentForecaster(nn.Module):
             fed = torch.cat([previous, targets[:, :-1]], 1).unsqueeze(-1)
             inputs = torch.cat([fed, future], -1) if c.future_inputs else fed
             outputs, _ = self.decoder(inputs, state)
-            return ordered(self.head(self.dropout(outputs)))
+            return ordered(with_highway(self, self.head(self.dropout(outputs)), x))
         steps = []
+        highway = self.highway(x) if self.highway is not None else None
         for k in range(c.horizon):
             step_in = previous.unsqueeze(-1)
             if c.future_inputs:
                 step_in = torch.cat([step_in, future[:, k:k + 1]], -1)
             output, state = self.decoder(step_in, state)
-            out = ordered(self.head(self.dropout(output)))  # (B, 1, Q)
+            raw = self.head(self.dropout(output))
+            if highway is not None:
+                raw = raw + highway[:, k:k + 1]
+            out = ordered(raw)  # (B, 1, Q)
             steps.append(out)
             guess = middle(out, c.quantiles).detach()
             if targets is not None and teacher_forcing > 0:
@@ -155,6 +180,7 @@ class WaveNet(nn.Module):
                                     for _ in range(c.stacks) for d in c.dilations)
         self.output = nn.Conv1d(c.channels, c.channels, 1)
         self.dropout = nn.Dropout(c.dropout)
+        self.highway = Highway(c) if c.highway else None
         self.head = nn.Linear(c.channels + c.horizon * c.future_inputs, c.horizon * c.outputs)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +198,7 @@ class WaveNet(nn.Module):
         last = self.dropout(self.features(x)[:, -1])
         if c.future_inputs:
             last = torch.cat([last, future.flatten(1)], -1)
-        return ordered(self.head(last).view(len(x), c.horizon, c.outputs))
+        return ordered(with_highway(self, self.head(last).view(len(x), c.horizon, c.outputs), x))
 
 
 class LinearForecaster(nn.Module):

@@ -75,10 +75,10 @@ class ForecastOptions:
     input_size: int = 24
     val_size: int | None = None  # None: the horizon
     val_series: int = 0  # hold whole series out for validation instead
-    scale: str = "standard"
+    scale: str = "window"
     calendar: str = "none"
     season: int | None = None  # None: from the data
-    loss: str = "mse"
+    loss: str = "mae"
     teacher_forcing: float = 1.0  # seq2seq
     teacher_forcing_decay: str = "none"
 
@@ -152,36 +152,47 @@ class Forecaster:
                             f"has {data.covariate_names or 'none'} (give the options it was "
                             "trained with)")
 
-    @torch.no_grad()
     def predict(self, series: Sequence[Series], origins: Sequence[int],
                 prepared: Sequence[Prepared] | None = None, batch_size: int = 1024
                 ) -> np.ndarray:
         """Forecasts from each series' ``origin`` on, in its own units: (N, H, outputs)."""
+        return self.predict_scaled(series, origins, prepared, batch_size)[0]
+
+    @torch.no_grad()
+    def predict_scaled(self, series: Sequence[Series], origins: Sequence[int],
+                       prepared: Sequence[Prepared] | None = None, batch_size: int = 1024
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forecasts, and the center and scale (N,) each was undone with."""
         c = self.config
         if c.model in BASELINE_FORECASTERS:
-            return np.stack([baseline_forecast(c.model, s.target[:o], c.horizon, c.season)
-                             for s, o in zip(series, origins)])[..., None]
+            outputs = np.stack([baseline_forecast(c.model, s.target[:o], c.horizon, c.season)
+                                for s, o in zip(series, origins)])[..., None]
+            return outputs, np.zeros(len(series)), np.ones(len(series))
         for s, o in zip(series, origins):
             if o < c.input_size:
                 raise UserError(f"series {s.name!r} has {o} values before its forecast: the "
                                 f"model reads {c.input_size}")
         if prepared is None:
-            prepared = [prepare(s, o, c.horizon, self.scale, self.calendar, self.step)
-                        for s, o in zip(series, origins)]
+            prepared = [prepare(s, c.horizon, self.calendar, self.step) for s in series]
         device = next(self.model.parameters()).device
         was_training = self.model.training
         self.model.eval()
-        out = []
+        outputs, centers, scales = [], [], []
         for start in range(0, len(series), batch_size):
             chunk = range(start, min(start + batch_size, len(series)))
-            windows = [window_inputs(prepared[i], origins[i], c.input_size, c.horizon)
-                       for i in chunk]
+            windows = [window_inputs(prepared[i], origins[i], c.input_size, c.horizon,
+                                     self.scale) for i in chunk]
             x = torch.from_numpy(np.stack([w[0] for w in windows])).to(device)
             future = torch.from_numpy(np.stack([w[1] for w in windows])).to(device)
-            scaled = self.model(x, future).float().cpu().numpy().astype(np.float64)
-            out += [prepared[i].scaler.undo(scaled[k]) for k, i in enumerate(chunk)]
+            center = np.array([w[2].center[0] for w in windows])
+            scale = np.array([w[2].scale[0] for w in windows])
+            scaled = self.model(x, future).float().cpu().numpy()
+            outputs.append(scaled.astype(np.float64) * scale[:, None, None]
+                           + center[:, None, None])
+            centers.append(center)
+            scales.append(scale)
         self.model.train(was_training)
-        return np.stack(out)
+        return np.concatenate(outputs), np.concatenate(centers), np.concatenate(scales)
 
     def point(self, outputs: np.ndarray) -> np.ndarray:
         """(…, H, outputs) → (…, H): the median quantile, or the one forecast."""
@@ -307,11 +318,10 @@ class ForecastTask:
     def evaluate(self, model, data: Holdout, final: bool = False) -> dict[str, float]:
         """The scores in the data's units, and the loss in the scaled units training sees."""
         prepared = [data.prepared[i] for i in range(len(data))]
-        outputs = self.forecaster.predict(data.series, data.origins, prepared)
-        scaled = torch.from_numpy(np.stack([(out - p.scaler.center[0]) / p.scaler.scale[0]
-                                            for out, p in zip(outputs, prepared)]))
-        target = torch.from_numpy(np.stack([(y - p.scaler.center[0]) / p.scaler.scale[0]
-                                            for y, p in zip(data.actuals, prepared)]))
+        outputs, center, scale = self.forecaster.predict_scaled(data.series, data.origins,
+                                                                prepared)
+        scaled = torch.from_numpy((outputs - center[:, None, None]) / scale[:, None, None])
+        target = torch.from_numpy((np.stack(data.actuals) - center[:, None]) / scale[:, None])
         quantiles = self.forecaster.config.quantiles
         total = pinball(scaled, target, quantiles) if quantiles else point_loss(
             scaled[..., 0], target, self.options.loss)
@@ -387,21 +397,14 @@ def train_forecast(
     run.check_size(lambda: build_forecaster(config))
     split = split_series(data, config.input_size, config.horizon, options.validation,
                          options.val_series)
-    prepared = [prepare(s, end if not held else origins[0], config.horizon, options.scale,
-                        options.calendar, data.step)
-                for s, end, origins, held in zip(data.series, split.train_end,
-                                                 split.val_origins, split.held_out)]
+    prepared = [prepare(s, config.horizon, options.calendar, data.step) for s in data.series]
     train = WindowBatches(prepared, split, config.input_size, config.horizon,
-                          run.config.batch_size, run.config.seed)
-    val_series, val_origins, val_prepared = [], [], []
-    for s, p, origins in zip(data.series, prepared, split.val_origins):
-        for o in origins:  # each validation window scaled by what came before it
-            val_series.append(s)
-            val_origins.append(o)
-            val_prepared.append(p if o == origins[0] else prepare(
-                s, o, config.horizon, options.scale, options.calendar, data.step))
-    val = holdout(val_series, val_origins, config.horizon, season)
-    val.prepared = dict(enumerate(val_prepared))
+                          run.config.batch_size, run.config.seed, options.scale)
+    chosen = [(s, p, o) for s, p, origins in zip(data.series, prepared, split.val_origins)
+              for o in origins]
+    val = holdout([s for s, _, _ in chosen], [o for _, _, o in chosen], config.horizon,
+                  season)
+    val.prepared = {i: p for i, (_, p, _) in enumerate(chosen)}
     baselines = baseline_scores(config, val)
     held = (f"the last window of each of the last {options.val_series} series"
             if options.val_series else f"the last {options.validation} values of each series")
