@@ -302,7 +302,7 @@ def bench_speed(steps: int) -> None:
         bare = build_forecaster(config)
         optimizer = torch.optim.AdamW(bare.parameters(), lr=3e-3)
         began = time.perf_counter()
-        for k, batch in zip(range(steps), batches.batches(0)):
+        for _, batch in zip(range(steps), batches.batches(0)):
             x, future, y = batch
             loss = torch.nn.functional.l1_loss(bare(x, future)[..., 0], y)
             optimizer.zero_grad()
