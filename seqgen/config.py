@@ -18,7 +18,7 @@ from seqgen.errors import UserError
 
 T = TypeVar("T")
 
-CELLS = ("lstm", "gru", "rnn", "rnn-relu")
+CELLS = ("lstm", "gru", "rnn", "rnn-relu", "leaky")
 INITS = ("default", "identity")
 ATTENTIONS = ("luong", "concat", "none")
 
@@ -199,9 +199,11 @@ class ClassifierConfig:
     dropout: float = 0.5
     pool: str = "max"
     init: str = "default"
+    leak_rate: float = 0.3  # --cell leaky
 
     def __post_init__(self) -> None:
         check_recurrent(self)
+        check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
         check_choice("pool", self.pool, POOLS)
         check_choice("init", self.init, INITS)
         if self.init == "identity" and not self.cell.startswith("rnn"):
@@ -211,9 +213,9 @@ class ClassifierConfig:
             raise ValueError("a classifier reads either tokens or real-valued inputs")
 
 
-FORECAST_MODELS = ("lstm", "gru", "rnn", "wavenet", "linear", "naive", "seasonal-naive",
-                   "naive2")
-RECURRENT_FORECASTERS = ("lstm", "gru", "rnn")
+FORECAST_MODELS = ("lstm", "gru", "rnn", "leaky", "wavenet", "linear", "esn", "naive",
+                   "seasonal-naive", "naive2")
+RECURRENT_FORECASTERS = ("lstm", "gru", "rnn", "leaky")
 BASELINE_FORECASTERS = ("naive", "seasonal-naive", "naive2")
 FORECAST_DECODERS = ("direct", "seq2seq", "recursive")
 
@@ -245,6 +247,16 @@ class ForecastConfig:
     quantiles: tuple[float, ...] = ()
     season: int = 1
     highway: bool = True  # a linear map of the window's target added to the forecast
+    leak_rate: float = 0.3  # leaky units (--model leaky, esn): the share of the new state
+    # An echo state network (--model esn): its reservoir and its ridge readout.
+    units: int = 500
+    spectral_radius: float = 1.25
+    input_scaling: float = 1.0
+    density: float = 0.1
+    bias_scaling: float = 1.0
+    washout: int = 100
+    ridge: float = 1e-5
+    seed: int = 0  # the reservoir's
 
     def __post_init__(self) -> None:
         self.dilations = tuple(self.dilations)
@@ -271,9 +283,23 @@ class ForecastConfig:
             raise UserError("--quantiles must be distinct numbers between 0 and 1, e.g. "
                             "0.1,0.5,0.9")
         self.quantiles = tuple(sorted(self.quantiles))
-        if self.decoder != "direct" and self.model not in RECURRENT_FORECASTERS:
+        check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
+        if self.model == "esn":
+            check_positive(self, "units")
+            if self.units > 20_000:
+                raise UserError(f"--units {self.units} is too many (at most 20,000)")
+            check_fraction("density", self.density, low=1e-9, high_open=False)
+            if not isinstance(self.washout, int) or self.washout < 0:
+                raise UserError(f"--washout must be a whole number >= 0, got {self.washout!r}")
+            for name in ("spectral_radius", "input_scaling", "bias_scaling", "ridge"):
+                check_finite(name, getattr(self, name))
+        if self.decoder != "direct" and self.model not in (*RECURRENT_FORECASTERS, "esn"):
             raise UserError(f"--decoder {self.decoder} is for the recurrent models (lstm, gru, "
-                            f"rnn); --model {self.model} forecasts the horizon directly")
+                            f"rnn, leaky, esn); --model {self.model} forecasts the horizon "
+                            "directly")
+        if self.model == "esn" and self.decoder == "seq2seq":
+            raise UserError("an echo state network reads out the horizon directly (--decoder "
+                            "direct) or one step at a time, fed back (--decoder recursive)")
         if self.decoder == "recursive" and self.inputs > 1 + self.future_inputs:
             raise UserError("--decoder recursive feeds back only the target: covariates need "
                             "--decoder direct or seq2seq")

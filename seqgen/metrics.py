@@ -126,6 +126,8 @@ def forecast_scores(actuals: Sequence[np.ndarray], forecasts: Sequence[np.ndarra
     y, f = np.concatenate(actuals), np.concatenate(forecasts)
     scores = {"mae": float(np.mean(np.abs(y - f))), "mse": float(np.mean((y - f) ** 2))}
     scores["rmse"] = math.sqrt(scores["mse"])
+    spread = float(np.std(y))
+    scores["nrmse"] = scores["rmse"] / spread if spread > 0 else math.nan  # RMSE / σ(y)
     scores["smape"] = float(np.mean([smape(a, b) for a, b in zip(actuals, forecasts)]))
     scaled = [float(np.mean(np.abs(a - b))) / s for a, b, s in zip(actuals, forecasts, scales)
               if math.isfinite(s)]

@@ -33,8 +33,9 @@ from seqgen.config import ForecastConfig
 from seqgen.errors import UserError
 
 FORECAST_MODEL = ("model", "decoder", "layers", "hidden", "dropout", "conv", "kernel",
-                  "stacks", "channels", "highway")
-SELECTABLE = ("mase", "mae", "rmse", "smape", "owa", "mse")
+                  "stacks", "channels", "highway", "leak_rate", "units", "spectral_radius",
+                  "input_scaling", "density", "bias_scaling", "washout")
+SELECTABLE = ("mase", "mae", "rmse", "smape", "owa", "mse", "nrmse")
 
 DataPath = Annotated[Path | None, typer.Argument(
     help="Series: a CSV/TSV with a date column, a long unique_id,ds,y file, the M4 wide "
@@ -60,6 +61,13 @@ def _series_options(fmt, target, date_column, covariates, fill, encoding):
                          encoding)
 
 
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{what} {text!r}: give a number (or auto)") from None
+
+
 def _numbers(text: str | None, what: str, kind=int) -> tuple:
     if not text:
         return ()
@@ -78,8 +86,9 @@ def train_forecast_cmd(
     input_size: Annotated[int, typer.Option(
         "--input-size", help="Past steps the model reads.")] = 24,
     model: Annotated[str, typer.Option(
-        "--model", help="lstm, gru, rnn, wavenet, linear, or a baseline: naive, "
-        "seasonal-naive, naive2.")] = ForecastConfig.model,
+        "--model", help="lstm, gru, rnn, leaky (leaky units, trained), wavenet, linear, esn "
+        "(an echo state network), or a baseline: naive, seasonal-naive, naive2.")
+    ] = ForecastConfig.model,
     decoder: Annotated[str, typer.Option(
         "--decoder", help="Recurrent models: direct (the last state → the whole horizon), "
         "seq2seq (a decoder writes it step by step) or recursive (one step, fed back).")
@@ -104,6 +113,27 @@ def train_forecast_cmd(
         "--highway/--no-highway", help="Add a linear forecast from the window (LSTNet's "
         "autoregressive highway) to a recurrent (direct or seq2seq) or WaveNet model's.")
     ] = ForecastConfig.highway,
+    leak_rate: Annotated[float, typer.Option(
+        "--leak-rate", help="leaky and esn: the leaky units' α in h = (1-α) h + α tanh(…).")
+    ] = ForecastConfig.leak_rate,
+    units: Annotated[int, typer.Option("--units", help="esn: reservoir units.")
+                     ] = ForecastConfig.units,
+    spectral_radius: Annotated[float, typer.Option(
+        "--spectral-radius", help="esn: the reservoir matrix's largest |eigenvalue|, set "
+        "exactly.")] = ForecastConfig.spectral_radius,
+    input_scaling: Annotated[float, typer.Option(
+        "--input-scaling", help="esn: input weights drawn in ±this.")
+    ] = ForecastConfig.input_scaling,
+    density: Annotated[float, typer.Option(
+        "--density", help="esn: share of non-zero recurrent weights.")] = ForecastConfig.density,
+    bias_scaling: Annotated[float, typer.Option(
+        "--bias-scaling", help="esn: biases drawn in ±this.")] = ForecastConfig.bias_scaling,
+    washout: Annotated[int, typer.Option(
+        "--washout", help="esn: steps the reservoir reads before its states are used.")
+    ] = ForecastConfig.washout,
+    ridge: Annotated[str, typer.Option(
+        "--ridge", help="esn: the readout's ridge penalty, or auto (the best of 1e-10 … 10 on "
+        "the validation).")] = str(ForecastConfig.ridge),
     quantiles: Annotated[str | None, typer.Option(
         "--quantiles", help="Train quantile heads (pinball loss), e.g. 0.1,0.5,0.9: the "
         "forecast gets an interval.")] = None,
@@ -131,7 +161,7 @@ def train_forecast_cmd(
         "--teacher-forcing: linear or inverse-sigmoid.")] = "none",
     synthetic: Annotated[str | None, typer.Option(
         "--synthetic", help="Built-in series instead of a file: sines (Hands-On ML, "
-        "chapter 15).")] = None,
+        "chapter 15) or mackey-glass (τ = 17).")] = None,
     series: Annotated[int, typer.Option("--series", help="--synthetic: how many series.")
                       ] = 10_000,
     length: Annotated[int, typer.Option("--length", help="--synthetic: values per series.")
@@ -146,7 +176,8 @@ def train_forecast_cmd(
     fill: Fill = "none",
     encoding: Encoding = "utf-8",
     select: Annotated[str, typer.Option(
-        "--select", help="Keep best.pt and stop early on mase, mae, rmse, smape, owa or mse.")
+        "--select", help="Keep best.pt and stop early on mase, mae, rmse, smape, owa, mse or "
+        "nrmse.")
     ] = PRESET.select_metric,
 ) -> None:
     """Train a forecaster (or fit a baseline) on your series: validation MAE, RMSE, sMAPE,
@@ -157,11 +188,13 @@ def train_forecast_cmd(
     if select not in SELECTABLE:
         raise UserError(f"unknown --select {select!r}: choose one of {', '.join(SELECTABLE)}")
     config = train_config(PRESET, "forecast", ctx).replace(select_metric=select)
+    auto = ridge.strip().lower() == "auto"
     model_options = {**picked(ctx, *FORECAST_MODEL),
                      "dilations": _numbers(dilations, "--dilations"),
-                     "quantiles": _numbers(quantiles, "--quantiles", float)}
+                     "quantiles": _numbers(quantiles, "--quantiles", float),
+                     "ridge": ForecastConfig.ridge if auto else _number(ridge, "--ridge")}
     options = ForecastOptions(horizon, input_size, val_size, val_series, scale, calendar, season,
-                              loss, teacher_forcing, teacher_forcing_decay)
+                              loss, teacher_forcing, teacher_forcing_decay, auto)
     series_options = _series_options(fmt, target, date_column, covariates, fill, encoding)
     made = SyntheticOptions(synthetic, series, length, data_seed) if synthetic else None
     result = train_forecast(str(data) if data else None, series_options, made, model_options,

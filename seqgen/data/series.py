@@ -487,10 +487,11 @@ def _read_long(path: Path, text: str, options: SeriesOptions) -> SeriesSet:
         stamps = numbers.astype("int64").astype("datetime64[s]")
     else:
         stamps = _parse_dates(ds_cells, fmt, path, table.lines, table.header[at_ds])
-    ids = [c.strip() for c in table.cells(at_id)]
+    groups: dict[str, list[int]] = {}
+    for i, cell in enumerate(table.cells(at_id)):
+        groups.setdefault(cell.strip(), []).append(i)
     series, steps, dropped, inserted = [], set(), 0, 0
-    for name in dict.fromkeys(ids):
-        rows = [i for i, x in enumerate(ids) if x == name]
+    for name, rows in groups.items():
         sub = _Table(table.header, [table.rows[i] for i in rows],
                      [table.lines[i] for i in rows], path)
         d, v, c, lines, repeats = _order_by_date(sub, stamps[rows], values[rows],
@@ -592,7 +593,7 @@ def read_series(path: str | Path, options: SeriesOptions | None = None) -> Serie
 
 
 # ------------------------------------------------------------------------------ built in
-SYNTHETIC = ("sines",)
+SYNTHETIC = ("sines", "mackey-glass")
 
 
 @dataclass
@@ -627,8 +628,35 @@ def sine_sums(count: int, length: int, seed: int = 42) -> np.ndarray:
     return series.astype(np.float32).astype(np.float64)
 
 
+def mackey_glass(length: int, seed: int = 42, tau: float = 17, a: float = 0.2, b: float = 0.1,
+                 n: float = 10, x0: float = 1.2, h: float = 1.0) -> np.ndarray:
+    """The Mackey–Glass delay equation dx/dt = a x(t−τ) / (1 + x(t−τ)ⁿ) − b x(t), with the
+    reservoir-computing literature's τ = 17, a = 0.2, b = 0.1, n = 10, integrated by
+    fourth-order Runge–Kutta with step ``h`` from a history near ``x0`` (seeded)."""
+    def slope(x: float, delayed: float) -> float:
+        return a * delayed / (1 + delayed ** n) - b * x
+
+    rng = np.random.default_rng(seed)
+    history = list(x0 + 0.2 * (rng.random(int(tau / h)) - 0.5))
+    x, out = x0, np.empty(length)
+    for i in range(length):
+        out[i] = x
+        delayed = history.pop(0) if history else 0.0
+        history.append(x)
+        k1 = h * slope(x, delayed)
+        k2 = h * slope(x + k1 / 2, delayed)
+        k3 = h * slope(x + k2 / 2, delayed)
+        k4 = h * slope(x + k3, delayed)
+        x += (k1 + 2 * k2 + 2 * k3 + k4) / 6
+    return out
+
+
 def synthetic_series(options: SyntheticOptions) -> SeriesSet:
-    values = sine_sums(options.series, options.length, options.seed)
+    if options.name == "mackey-glass":
+        values = np.stack([mackey_glass(options.length, options.seed + i)
+                           for i in range(options.series)])
+    else:
+        values = sine_sums(options.series, options.length, options.seed)
     empty = np.zeros((options.length, 0))
     return SeriesSet([Series(f"sines{i}", row, empty) for i, row in enumerate(values)], [],
                      None, f"synthetic {options.name} (seed {options.seed})",

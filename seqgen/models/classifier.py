@@ -30,7 +30,8 @@ class SequenceClassifier(nn.Module):
             self.embedding = nn.Embedding(config.vocab_size, config.embed, padding_idx=PAD_ID)
         width_in = config.embed if self.embedding is not None else config.input_dim
         self.rnn = make_rnn(config.cell, width_in, config.hidden, config.layers,
-                            config.dropout, config.bidirectional, config.init)
+                            config.dropout, config.bidirectional, config.init,
+                            leak_rate=config.leak_rate)
         self.directions = 2 if config.bidirectional else 1
         width = config.hidden * self.directions
         self.attention: nn.Module | None = None

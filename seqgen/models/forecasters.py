@@ -8,6 +8,7 @@ value per quantile of each), in the scaled units the task feeds them.
 - ``wavenet``: stacks of causal dilated convolutions with gated tanh·σ units, residual and
   skip connections (van den Oord et al. 2016), the last step's skip sum → the horizon;
 - ``linear``: the window, flattened → the horizon (the baseline of a trained model);
+- ``esn``: an echo state network, read over the whole history (``EchoStateForecaster``);
 - the baselines (naive, seasonal naive, Naive2) hold no weights: the task computes them from
   each series' whole history (``seqgen.models.baselines``).
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from seqgen.config import BASELINE_FORECASTERS, ForecastConfig
 from seqgen.models.recurrent import make_rnn
+from seqgen.models.reservoir import Reservoir, RidgeReadout
 
 
 def ordered(raw: torch.Tensor) -> torch.Tensor:
@@ -70,7 +72,8 @@ class RecurrentForecaster(nn.Module):
         if c.conv:  # strided, so the recurrence reads half as many steps (Géron's conv + GRU)
             self.conv = nn.Conv1d(c.inputs, c.conv, kernel_size=4, stride=2)
             width = c.conv
-        self.encoder = make_rnn(c.model, width, c.hidden, c.layers, c.dropout, forget_bias=None)
+        self.encoder = make_rnn(c.model, width, c.hidden, c.layers, c.dropout, forget_bias=None,
+                                leak_rate=c.leak_rate)
         self.dropout = nn.Dropout(c.dropout)
         self.highway = Highway(c) if c.highway else None
         if c.decoder == "direct":
@@ -79,7 +82,7 @@ class RecurrentForecaster(nn.Module):
         else:
             if c.decoder == "seq2seq":
                 self.decoder = make_rnn(c.model, 1 + c.future_inputs, c.hidden, c.layers,
-                                        c.dropout, forget_bias=None)
+                                        c.dropout, forget_bias=None, leak_rate=c.leak_rate)
             self.head = nn.Linear(c.hidden, c.outputs)
 
     def encode(self, x: torch.Tensor):
@@ -216,6 +219,42 @@ class LinearForecaster(nn.Module):
         return ordered(self.head(flat).view(len(x), c.horizon, c.outputs))
 
 
+class EchoStateForecaster(nn.Module):
+    """An echo state network: a fixed reservoir read over a series' whole history, and a
+    linear readout of its last state, fitted in closed form (``seqgen.tasks.echo_state``):
+    the whole horizon at once (``direct``) or one step, fed back as the next input, horizon
+    times (``recursive``: the reservoir runs free)."""
+
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        c = self.config = config
+        self.reservoir = Reservoir(c.inputs, c.units, c.spectral_radius, c.leak_rate,
+                                   c.input_scaling, c.density, c.bias_scaling, c.seed)
+        outputs = c.horizon if c.decoder == "direct" else 1
+        self.register_buffer("readout", torch.zeros(c.units + 1, outputs, dtype=torch.float64))
+
+    def read(self, states: torch.Tensor) -> torch.Tensor:
+        """(N, units) states → (N, readout outputs), in float64."""
+        return RidgeReadout.design(states) @ self.readout
+
+    @torch.no_grad()
+    def forecast(self, states: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        """The forecasts (N, H, 1) from each origin's last state (N, units) and the horizon's
+        known inputs (N, H, future_inputs)."""
+        c = self.config
+        if c.decoder == "direct":
+            return self.read(states).unsqueeze(-1)
+        steps, state = [], states
+        for k in range(c.horizon):
+            value = self.read(state)  # (N, 1)
+            steps.append(value)
+            if k + 1 < c.horizon:
+                x = torch.cat([value.to(state.dtype), future[:, k]], -1) if c.future_inputs \
+                    else value.to(state.dtype)
+                state = self.reservoir.step(state, x)
+        return torch.stack(steps, 1)
+
+
 class Baseline(nn.Module):
     """A baseline as a model: no weights; its forecasts come from each series' history."""
 
@@ -227,6 +266,8 @@ class Baseline(nn.Module):
 def build_forecaster(config: ForecastConfig) -> nn.Module:
     if config.model in BASELINE_FORECASTERS:
         return Baseline(config)
+    if config.model == "esn":
+        return EchoStateForecaster(config)
     if config.model == "wavenet":
         return WaveNet(config)
     if config.model == "linear":

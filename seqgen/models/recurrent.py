@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from seqgen.config import check_cell
+from seqgen.errors import UserError
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -64,6 +65,56 @@ class RNNCell(Float32Recurrence, nn.RNNCell):
     pass
 
 
+class LeakyRNN(nn.Module):
+    """A stack of leaky-integrator units trained by backpropagation through time:
+    h_t = (1 − α) h_{t−1} + α tanh(W x_t + U h_{t−1} + b), each layer's leak ``leak_rate``
+    (α = 1 is a plain tanh RNN; a small α keeps a state longer). nn.RNN's interface (batch
+    first, packed sequences, (layers, B, H) final states); one direction; float32 always.
+    No fused kernel exists for it: it loops over time in Python, so it is several times
+    slower than the fused cells."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, leak_rate: float = 0.3):
+        super().__init__()
+        self.hidden_size, self.num_layers, self.leak_rate = hidden_size, num_layers, leak_rate
+        self.cells = nn.ModuleList(nn.RNNCell(input_size if k == 0 else hidden_size,
+                                              hidden_size) for k in range(num_layers))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input, hx=None):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+            x, lengths = pad_packed_sequence(input, batch_first=True)
+        else:
+            x = input
+        x = x.float()
+        with torch.autocast(x.device.type, enabled=False):
+            B, T = x.size(0), x.size(1)
+            state = [hx[k].float() if hx is not None else x.new_zeros(B, self.hidden_size)
+                     for k in range(self.num_layers)]
+            finals = []
+            for k, cell in enumerate(self.cells):
+                outputs, h = [], state[k]
+                for t in range(T):
+                    # the cell's own output is tanh(W x_t + U h_{t-1} + b)
+                    h = (1 - self.leak_rate) * h + self.leak_rate * cell(x[:, t], h)
+                    outputs.append(h)
+                out = torch.stack(outputs, 1)
+                if packed:  # each sequence's own last step
+                    index = (lengths - 1).to(out.device).view(B, 1, 1).expand(B, 1, out.size(2))
+                    finals.append(out.gather(1, index).squeeze(1))
+                else:
+                    finals.append(h)
+                x = self.dropout(out) if k < self.num_layers - 1 else out
+        final = torch.stack(finals)
+        if packed:
+            return pack_padded_sequence(x, lengths, batch_first=True,
+                                        enforce_sorted=False), final
+        return x, final
+
+
 def make_rnn(
     cell: str,
     input_size: int,
@@ -73,9 +124,14 @@ def make_rnn(
     bidirectional: bool = False,
     init: str = "default",
     forget_bias: float | None = 1.0,
-) -> nn.RNNBase:
-    """A fused, batch-first LSTM / GRU / RNN stack that always computes in float32."""
+    leak_rate: float = 0.3,
+) -> nn.Module:
+    """A batch-first LSTM / GRU / RNN stack (fused) or a leaky one, always in float32."""
     check_cell(cell)
+    if cell == "leaky":
+        if bidirectional:
+            raise UserError("leaky units read one way: leave out --bidirectional")
+        return LeakyRNN(input_size, hidden, layers, dropout, leak_rate)
     kwargs = dict(
         input_size=input_size,
         hidden_size=hidden,
@@ -99,6 +155,9 @@ def make_cell(cell: str, input_size: int, hidden: int, init: str = "default",
     """One float32 LSTM / GRU / RNN cell, for decoders that need each step's output before
     the next step's input (attention over an image)."""
     check_cell(cell)
+    if cell == "leaky":
+        raise UserError("leaky units are not built for the attention decoder: choose --cell "
+                        "lstm, gru or rnn")
     if cell == "lstm":
         rnn: nn.RNNCellBase = LSTMCell(input_size, hidden)
     elif cell == "gru":

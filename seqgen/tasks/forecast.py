@@ -13,6 +13,7 @@ naive2`` is a run like any (nothing to train: validated and saved).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ from seqgen.models.baselines import baseline_forecast
 from seqgen.models.forecasters import build_forecaster, middle
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
+from seqgen.tasks.echo_state import RIDGES, accumulate, esn_predict
 from seqgen.tasks.registry import TaskSpec, register
 from seqgen.tasks.supervised import DECAYS, teacher_forcing_rate
 from seqgen.training import FitResult
@@ -81,6 +83,7 @@ class ForecastOptions:
     loss: str = "mae"
     teacher_forcing: float = 1.0  # seq2seq
     teacher_forcing_decay: str = "none"
+    ridge_auto: bool = False  # esn: pick the ridge on the validation
 
     def __post_init__(self) -> None:
         for name in ("horizon", "input_size"):
@@ -168,6 +171,9 @@ class Forecaster:
             outputs = np.stack([baseline_forecast(c.model, s.target[:o], c.horizon, c.season)
                                 for s, o in zip(series, origins)])[..., None]
             return outputs, np.zeros(len(series)), np.ones(len(series))
+        if c.model == "esn":
+            return esn_predict(self.model, series, origins, self.scale, self.calendar,
+                               self.step, prepared)
         for s, o in zip(series, origins):
             if o < c.input_size:
                 raise UserError(f"series {s.name!r} has {o} values before its forecast: the "
@@ -339,11 +345,11 @@ class ForecastTask:
 
 # ------------------------------------------------------------------ training
 def _model_config(model_options: dict, options: ForecastOptions, data: SeriesSet,
-                  season: int) -> ForecastConfig:
+                  season: int, seed: int) -> ForecastConfig:
     calendar = calendar_width(data.step, options.calendar)
     return ForecastConfig(horizon=options.horizon, input_size=options.input_size,
                           inputs=1 + data.series[0].covariates.shape[1] + calendar,
-                          future_inputs=calendar, season=season, **model_options)
+                          future_inputs=calendar, season=season, seed=seed, **model_options)
 
 
 def _describe(config: ForecastConfig) -> str:
@@ -356,6 +362,10 @@ def _describe(config: ForecastConfig) -> str:
                 f"), receptive field {c.receptive_field()} steps")
     if c.model == "linear":
         return f"linear, {c.input_size}×{c.inputs} inputs → {c.horizon}"
+    if c.model == "esn":
+        return (f"echo state network, {c.units} leaky units (spectral radius "
+                f"{c.spectral_radius:g}, leak {c.leak_rate:g}, density {c.density:g}, washout "
+                f"{c.washout}), {c.decoder} readout")
     conv = f"1-D convolution ({c.conv} channels) + " if c.conv else ""
     return f"{conv}{c.layers}×{c.hidden} {c.model}, {c.decoder} head"
 
@@ -393,7 +403,7 @@ def train_forecast(
     for note in data.notes:
         run.reporter.message(note)
     season = season_of(data, options.season)
-    config = _model_config(model_options, options, data, season)
+    config = _model_config(model_options, options, data, season, run.config.seed)
     run.check_size(lambda: build_forecaster(config))
     split = split_series(data, config.input_size, config.horizon, options.validation,
                          options.val_series)
@@ -413,6 +423,8 @@ def train_forecast(
     model = run.build(lambda: build_forecaster(config))
     forecaster = Forecaster(model, config, options.scale, options.calendar, data.step,
                             data.covariate_names)
+    if config.model == "esn":
+        fit_readout(forecaster, data, prepared, split, val, options, baselines, run)
     meta = {
         "model_config": to_dict(config),
         "data": {"series_options": to_dict(series_options), "scale": options.scale,
@@ -424,6 +436,36 @@ def train_forecast(
     }
     return run.fit(model, ForecastTask(forecaster, options, val, baselines), train, val, meta,
                    _describe(config))
+
+
+def fit_readout(forecaster: Forecaster, data: SeriesSet, prepared: list[Prepared],
+                split, val: Holdout, options: ForecastOptions, baselines: dict,
+                run: Run) -> None:
+    """An echo state network's readout, by ridge regression in closed form (``--ridge auto``:
+    the ridge of a small grid that scores best on the validation)."""
+    model, c = forecaster.model, forecaster.config
+    started = time.perf_counter()
+    readout = accumulate(model, data.series, prepared, split, options.scale)
+    if readout.count == 0:
+        raise UserError(f"no training step is past the washout of {c.washout}: lower "
+                        "--washout or give longer series")
+    chosen, ridges = c.ridge, (RIDGES if options.ridge_auto else (c.ridge,))
+    if len(ridges) > 1:
+        metric = run.config.select_metric if run.config.select_metric != "loss" else "mae"
+        scored = []
+        for ridge in ridges:
+            model.readout.copy_(readout.solve(ridge))
+            scores = score(forecaster, val, baselines["naive2"],
+                           [val.prepared[i] for i in range(len(val))])
+            scored.append((scores[metric], ridge))
+        chosen = min(scored)[1]
+        run.reporter.message("ridge on the validation: " + ", ".join(
+            f"{r:g} {metric} {v:.4g}" for v, r in scored) + f"; chosen {chosen:g}")
+    model.readout.copy_(readout.solve(chosen))
+    forecaster.config.ridge = chosen
+    run.reporter.message(f"readout fitted in closed form on {readout.count:,} states of "
+                         f"{c.units} units (ridge {chosen:g}) in "
+                         f"{time.perf_counter() - started:.1f} s")
 
 
 # ------------------------------------------------------------------ using a trained model
