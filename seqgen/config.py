@@ -200,10 +200,14 @@ class ClassifierConfig:
     pool: str = "max"
     init: str = "default"
     leak_rate: float = 0.3  # --cell leaky
+    fcn: int = 0  # channels of LSTM-FCN's convolutional branch beside the recurrence (0: none)
 
     def __post_init__(self) -> None:
         check_recurrent(self)
         check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
+        if not isinstance(self.fcn, int) or self.fcn < 0 or self.fcn > MAX_WIDTH:
+            raise UserError(f"--fcn must be a whole number from 0 to {MAX_WIDTH:,}, got "
+                            f"{self.fcn!r}")
         check_choice("pool", self.pool, POOLS)
         check_choice("init", self.init, INITS)
         if self.init == "identity" and not self.cell.startswith("rnn"):
@@ -211,6 +215,37 @@ class ClassifierConfig:
                             f"rnn-relu or rnn, not {self.cell}")
         if (self.vocab_size is None) == (self.input_dim is None):
             raise ValueError("a classifier reads either tokens or real-valued inputs")
+
+
+RESERVOIR_FEATURES = ("mean", "last")
+
+
+@dataclass
+class ReservoirConfig:
+    """An echo state network classifier: a fixed reservoir read over each sequence, its
+    states pooled (``features``: their mean, or the last) and a ridge readout of the class."""
+
+    inputs: int
+    outputs: int
+    units: int = 500
+    spectral_radius: float = 0.9
+    leak_rate: float = 0.3
+    input_scaling: float = 1.0
+    density: float = 0.1
+    bias_scaling: float = 1.0
+    ridge: float = 1e-3
+    features: str = "mean"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive(self, "inputs", "outputs", "units")
+        if self.units > 20_000:
+            raise UserError(f"--units {self.units} is too many (at most 20,000)")
+        check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
+        check_fraction("density", self.density, low=1e-9, high_open=False)
+        for name in ("spectral_radius", "input_scaling", "bias_scaling", "ridge"):
+            check_finite(name, getattr(self, name))
+        check_choice("features", self.features, RESERVOIR_FEATURES)
 
 
 FORECAST_MODELS = ("lstm", "gru", "rnn", "leaky", "wavenet", "linear", "esn", "naive",

@@ -40,10 +40,11 @@ from seqgen.cli.common import (
     training_options,
 )
 from seqgen.config import CLASSIFY_TRAINING as PRESET
-from seqgen.config import ClassifierConfig
+from seqgen.config import ClassifierConfig, ReservoirConfig
 from seqgen.errors import UserError
 
-CLASSIFIER_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "bidirectional", "pool")
+CLASSIFIER_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "bidirectional", "pool",
+                    "leak_rate")
 TEXT_OPTIONS = ("level", "lowercase", "min_freq", "max_vocab", "vocab_size", "subword_type",
                 "max_len", "encoding")
 
@@ -122,14 +123,47 @@ def train_classify_cmd(
     select: Annotated[str, typer.Option(
         "--select", help="Keep best.pt and stop early on accuracy, macro_f1 or loss.")
     ] = PRESET.select_metric,
+    leak_rate: Annotated[float, typer.Option(
+        "--leak-rate", help="--cell leaky, --model esn: the units' α in h = (1-α) h + α "
+        "tanh(…).")] = ClassifierConfig.leak_rate,
+    model: Annotated[str, typer.Option(
+        "--model", help="Series: rnn (the recurrent classifier) or esn (an echo state "
+        "network with a ridge readout).")] = "rnn",
+    fcn: Annotated[int, typer.Option(
+        "--fcn", help="Series: channels of LSTM-FCN's convolutions beside the recurrence "
+        "(0: none; default for series 64).")] = 0,
+    znorm: Annotated[bool, typer.Option(
+        "--znorm/--no-znorm", help="Series: z-normalise each series (the UCR convention).")
+    ] = True,
+    units: Annotated[int, typer.Option("--units", help="esn: reservoir units.")
+                     ] = ReservoirConfig.units,
+    spectral_radius: Annotated[float, typer.Option(
+        "--spectral-radius", help="esn: the reservoir's largest |eigenvalue|.")
+    ] = ReservoirConfig.spectral_radius,
+    input_scaling: Annotated[float, typer.Option("--input-scaling", help="esn: input "
+                                                 "weights in ±this.")
+                             ] = ReservoirConfig.input_scaling,
+    density: Annotated[float, typer.Option("--density", help="esn: share of non-zero "
+                                           "recurrent weights.")] = ReservoirConfig.density,
+    ridge: Annotated[float, typer.Option("--ridge", help="esn: the readout's ridge penalty.")
+                     ] = ReservoirConfig.ridge,
+    features: Annotated[str, typer.Option(
+        "--features", help="esn: the mean of the states, or the last.")
+    ] = ReservoirConfig.features,
 ) -> None:
-    """Train a text classifier (sentiment, topics, any labels) on labelled examples."""
+    """Train a classifier of texts (sentiment, topics, any labels) or of numeric series (a
+    .ts file or a CSV of a label and values a row) on labelled examples."""
     from seqgen.tasks.classify import TextOptions, train_classify
     from seqgen.training import check_training
 
     if select not in ("accuracy", "macro_f1", "loss"):
         raise UserError(f"unknown --select {select!r}: choose accuracy, macro_f1 or loss")
+    from seqgen.data.signals import is_signal_file
+
     config = train_config(PRESET, "classify", ctx).replace(select_metric=select)
+    if data is not None and is_signal_file(data):
+        _train_signals(ctx, config, data, val_file, label_column, encoding, model)
+        return
     model_options = picked(ctx, *CLASSIFIER_MODEL)
     text_options = TextOptions(**picked(ctx, *TEXT_OPTIONS))
     ClassifierConfig(2, vocab_size=1, **model_options)  # bad options before reading
@@ -146,6 +180,42 @@ def train_classify_cmd(
         str(encoder_from) if encoder_from else None, resume=ctx.params["resume"],
         overwrite=ctx.params["overwrite"], explicit=given_options(ctx))
     report_fit(result)
+
+
+ESN_OPTIONS = ("units", "spectral_radius", "leak_rate", "input_scaling", "density", "ridge",
+               "features")
+
+
+def _train_signals(ctx, config, data, val_file, label_column, encoding, model) -> None:
+    """train-classify on numeric series: the series classifier's defaults where the user gave
+    no option."""
+    from seqgen.data.signals import read_signals
+    from seqgen.tasks.signals import SIGNAL_DEFAULTS, train_signal_classifier
+
+    given = given_options(ctx)
+    if model == "esn":
+        options = picked(ctx, *ESN_OPTIONS)
+    else:
+        options = {**picked(ctx, *CLASSIFIER_MODEL, "leak_rate", "fcn"),
+                   **{k: v for k, v in SIGNAL_DEFAULTS.items() if k not in given}}
+    if "batch_size" not in given:
+        config = config.replace(batch_size=16)
+    train = read_signals(data, label_column, encoding)
+    val = read_signals(val_file, label_column, encoding) if val_file else None
+    result = train_signal_classifier(
+        train, val, model, options, config, ctx.params["znorm"],
+        ctx.params["val_fraction"] if "val_fraction" in given else 0.2,
+        resume=ctx.params["resume"], overwrite=ctx.params["overwrite"], explicit=given)
+    report_fit(result)
+
+
+def _read_any(path, classes, text_column, label_column, encoding, skip_bad_lines):
+    """Labelled examples: series (a .ts file, a CSV of values) or texts."""
+    from seqgen.data.signals import is_signal_file, read_signals
+
+    if path is not None and is_signal_file(path):
+        return read_signals(path, label_column, encoding)
+    return _read(path, classes, text_column, label_column, encoding, skip_bad_lines)
 
 
 @command("classify")
@@ -165,7 +235,7 @@ def classify_cmd(
         "probabilities.")] = False,
 ) -> None:
     """Label texts with a trained classifier: label and probability, one line per text."""
-    from seqgen.tasks.classify import load_classifier
+    from seqgen.tasks.classify import Classifier, load_classifier
 
     if text and input_file:
         raise UserError("give texts as arguments or --input, not both")
@@ -176,18 +246,28 @@ def classify_cmd(
     classifier, _ = load_classifier(checkpoint, device)
     from seqgen.data.reading import read_lines, read_stdin_lines
 
-    if text:
-        texts = list(text)
-    elif input_file is not None:
-        texts = read_lines(input_file, encoding)
+    if not isinstance(classifier, Classifier):  # a series classifier: series from a file
+        from seqgen.data.signals import read_signals
+
+        if input_file is None:
+            raise UserError("a series classifier reads series: give them with --input FILE "
+                            "(.ts, or a CSV of values a row)")
+        inputs = read_signals(input_file, encoding=encoding).series
+        shown = [f"series {i + 1}" for i in range(len(inputs))]
     else:
-        if sys.stdin.isatty():
-            err.print("type one text per line, then Ctrl-D", markup=False)
-        texts = read_stdin_lines(encoding)
+        if text:
+            inputs = list(text)
+        elif input_file is not None:
+            inputs = read_lines(input_file, encoding)
+        else:
+            if sys.stdin.isatty():
+                err.print("type one text per line, then Ctrl-D", markup=False)
+            inputs = read_stdin_lines(encoding)
+        shown = inputs
     with inference_precision(precision, device):
-        probs = classifier.probabilities(texts, batch_size)
+        probs = classifier.probabilities(inputs, batch_size)
     k = min(top, len(classifier.labels))
-    for line, p in zip(texts, probs):
+    for line, p in zip(shown, probs):
         if not line.strip():
             sys.stdout.write("{}\n" if as_json else "\n")
             continue
@@ -225,7 +305,7 @@ def evaluate_classify_cmd(
 
     if examples < 0:
         raise UserError("--examples must be 0 or more")
-    labelled = _read(data, classes, text_column, label_column, encoding, skip_bad_lines)
+    labelled = _read_any(data, classes, text_column, label_column, encoding, skip_bad_lines)
     classifier, _ = load_classifier(checkpoint, device)
     with inference_precision(precision, device):
         report = evaluate_classifier(classifier, labelled, batch_size, examples)

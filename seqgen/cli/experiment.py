@@ -72,14 +72,19 @@ def experiment_cmd(
         "--lags", help="Several lags, e.g. 10,50,100: prints the table of steps to solve.")
     ] = None,
     cell: Annotated[str, typer.Option(
-        "--cell", help="rnn, rnn-relu, gru, lstm, or irnn (a ReLU RNN started from the "
-        "identity, Le et al. 2015).")] = "lstm",
+        "--cell", help="rnn, rnn-relu, gru, lstm, irnn (a ReLU RNN started from the "
+        "identity, Le et al. 2015), leaky (leaky units, trained) or esn (an echo state "
+        "network: a fixed reservoir, its readout fitted in closed form).")] = "lstm",
     cells: Annotated[str | None, typer.Option(
         "--cells", help="Several cells for the table, e.g. rnn,gru,lstm,irnn.")] = None,
     init: Annotated[str, typer.Option(
         "--init", help="default, or identity: the same as --cell irnn.")] = "default",
     hidden: Hidden = 128,
     layers: Layers = 1,
+    leak_rate: Annotated[float, typer.Option(
+        "--leak-rate", help="leaky and esn: the units' α in h = (1-α) h + α tanh(…).")
+    ] = 0.3,
+    units: Annotated[int, typer.Option("--units", help="esn: reservoir units.")] = 500,
     grad_norms: Annotated[bool, typer.Option(
         "--grad-norms", help="Measure ‖∂L/∂h_t‖ at every time step, before and after "
         "training, and print it: the vanishing gradient, seen.")] = False,
@@ -129,8 +134,11 @@ def experiment_cmd(
         if result.grad_norms:
             out.print(_norm_table(result.grad_norms))
 
+    if grad_norms and "esn" in rows:
+        raise UserError("--grad-norms follows a trained recurrence's gradient: leave out esn")
     results = run_table(name, lag_list, rows, config, hidden, layers,
-                        ctx.params["overwrite"], grad_norms, on_result=show)
+                        ctx.params["overwrite"], grad_norms, on_result=show,
+                        leak_rate=leak_rate, units=units)
     if plot is not None:
         _plot_norms(results, plot)
         err.print(f"gradient norms drawn in {plot}", markup=False)

@@ -35,6 +35,11 @@ class LabelledData:
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def inputs(self) -> list[str]:
+        """What a classifier reads: the texts."""
+        return self.texts
+
 
 def _find_column(header: list[str], given: str | None, names: tuple[str, ...], what: str,
                  path: Path) -> int:
@@ -190,24 +195,31 @@ def ordered_labels(labels: list[str]) -> list[str]:
         return sorted(distinct)
 
 
-def split_labelled(data: LabelledData, fraction: float, seed: int
-                   ) -> tuple[LabelledData, LabelledData]:
-    """Hold out ``fraction`` of each class (stratified), the same examples for the same seed."""
+def stratified_split(labels: list[str], fraction: float, seed: int
+                     ) -> tuple[list[int], list[int]]:
+    """Indices to train on and to hold out: ``fraction`` of each class (each keeps at least
+    one training example), the same ones for the same seed."""
     if not 0 < fraction < 1:
         raise UserError(f"--val-fraction must be between 0 and 1, got {fraction}")
     rng = random.Random(seed)
     held: set[int] = set()
     by_class: dict[str, list[int]] = {}
-    for i, label in enumerate(data.labels):
+    for i, label in enumerate(labels):
         by_class.setdefault(label, []).append(i)
     for label in sorted(by_class):
         members = by_class[label]
         rng.shuffle(members)
-        if len(members) > 1:  # each class keeps at least one training example
+        if len(members) > 1:
             held.update(members[:min(len(members) - 1,
                                      max(1, round(len(members) * fraction)))])
-    train = LabelledData([t for i, t in enumerate(data.texts) if i not in held],
-                         [y for i, y in enumerate(data.labels) if i not in held], data.source)
-    val = LabelledData([data.texts[i] for i in sorted(held)],
-                       [data.labels[i] for i in sorted(held)], data.source)
-    return train, val
+    return [i for i in range(len(labels)) if i not in held], sorted(held)
+
+
+def split_labelled(data: LabelledData, fraction: float, seed: int
+                   ) -> tuple[LabelledData, LabelledData]:
+    """Hold out ``fraction`` of each class (stratified), the same examples for the same seed."""
+    kept, held = stratified_split(data.labels, fraction, seed)
+    return (LabelledData([data.texts[i] for i in kept], [data.labels[i] for i in kept],
+                         data.source),
+            LabelledData([data.texts[i] for i in held], [data.labels[i] for i in held],
+                         data.source))

@@ -229,6 +229,9 @@ class WindowBatches:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Center and scale (B, 1, columns) of each window, from its series' past."""
         width = self.columns.shape[1]
+        if self.scale == "window":
+            past = self.columns[origins[:, None] + np.arange(-self.input_size, 0)]
+            return past.mean(axis=1, keepdims=True), _spread(past.std(axis=1, keepdims=True))
         if self.scale == "none":
             return np.zeros((len(origins), 1, width)), np.ones((len(origins), 1, width))
         if self.scale == "standard":

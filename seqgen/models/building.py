@@ -22,6 +22,13 @@ T = TypeVar("T")
 TRAIN_BYTES, USE_BYTES = 16, 4
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where a model's weights are (parameters, or the buffers of a fixed reservoir)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def parameter_count(make: Callable[[], nn.Module]) -> int:
     """Parameters of the module ``make`` builds, built on the meta device (no memory)."""
     with torch.device("meta"):

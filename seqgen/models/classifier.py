@@ -39,6 +39,15 @@ class SequenceClassifier(nn.Module):
             self.attention = nn.Sequential(nn.Linear(width, width), nn.Tanh(),
                                            nn.Linear(width, 1, bias=False))
         self.dropout = nn.Dropout(config.dropout)
+        self.fcn: nn.Module | None = None
+        if config.fcn:  # LSTM-FCN (Karim et al. 2017), kernels 7-5-3 beside the recurrence
+            f = config.fcn
+            layers: list[nn.Module] = []
+            for c_in, c_out, k in ((width_in, f, 7), (f, 2 * f, 5), (2 * f, f, 3)):
+                layers += [nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.BatchNorm1d(c_out),
+                           nn.ReLU()]
+            self.fcn = nn.Sequential(*layers)
+            width += f
         self.output = nn.Linear(width, config.outputs)
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -72,9 +81,18 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Padded inputs (B, T) token ids or (B, T, D) values, and lengths (B,) → (B, outputs)."""
-        out, last = self.encode(self.dropout(self.embed(inputs)), lengths)
+        x = self.embed(inputs)
+        out, last = self.encode(self.dropout(x), lengths)
         pooled, _ = self.pool(out, last, lengths)
+        if self.fcn is not None:
+            pooled = torch.cat([pooled, self.convolved(x, lengths)], -1)
         return self.output(self.dropout(pooled))
+
+    def convolved(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The convolutional branch, averaged over each sequence's own steps: (B, fcn)."""
+        features = self.fcn(x.transpose(1, 2).float())  # (B, fcn, T)
+        mask = length_mask(lengths.to(x.device), x.size(1)).unsqueeze(1)
+        return (features * mask).sum(-1) / lengths.to(x.device).unsqueeze(1).float()
 
     def step_states(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The output of equal-length sequences computed one time step at a time, and each

@@ -95,3 +95,33 @@ class RidgeReadout:
         penalty = torch.eye(len(self.xtx), dtype=torch.float64) * ridge
         penalty[0, 0] = 0.0
         return torch.linalg.solve(self.xtx + penalty, self.xty)
+
+
+class EchoStateClassifier(nn.Module):
+    """A reservoir read over each sequence to its own end, its states pooled (their mean, or
+    the last), and a ridge readout of the classes' scores (fitted in closed form, one-hot
+    targets); the probabilities are the scores' softmax."""
+
+    def __init__(self, config):
+        super().__init__()
+        c = self.config = config
+        self.reservoir = Reservoir(c.inputs, c.units, c.spectral_radius, c.leak_rate,
+                                   c.input_scaling, c.density, c.bias_scaling, c.seed)
+        self.register_buffer("readout", torch.zeros(c.units + 1, c.outputs,
+                                                    dtype=torch.float64))
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, inputs) padded values (or (B, T) token ids, read one-hot), (B,) lengths →
+        (B, units)."""
+        if not x.is_floating_point():
+            x = torch.nn.functional.one_hot(x, self.config.inputs)
+        states = self.reservoir.run(x.float())
+        steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)
+        mask = (steps < lengths.to(x.device).unsqueeze(1)).unsqueeze(-1)
+        if self.config.features == "last":
+            index = (lengths.to(x.device) - 1).view(-1, 1, 1).expand(-1, 1, states.size(2))
+            return states.gather(1, index).squeeze(1)
+        return (states * mask).sum(1) / lengths.to(x.device).unsqueeze(1).float()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return RidgeReadout.design(self.features(x, lengths)) @ self.readout

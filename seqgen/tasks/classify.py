@@ -11,11 +11,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from seqgen.checkpoint import load_checkpoint
 from seqgen.config import ClassifierConfig, TrainConfig, check_choice, from_dict, to_dict
 from seqgen.data.batching import LengthBatches, pad_batch, records_digest
 from seqgen.data.labelled import LabelledData, ordered_labels, split_labelled
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
+from seqgen.models.building import device_of
 from seqgen.models.classifier import SequenceClassifier
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
@@ -77,7 +79,7 @@ def balanced_weights(labels: Sequence[int], n_classes: int) -> list[float]:
 @torch.no_grad()
 def predict(model: SequenceClassifier, batches: LabelledBatches) -> torch.Tensor:
     """Class probabilities (N, C) in the data's order, computed over sorted batches."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     probs, order = [], []
     for index in batches.index_batches(0):
         tokens, lengths, _ = batches.make_batch(index)
@@ -255,7 +257,8 @@ def train_classify(
         "seed": run.config.seed, "val_fraction": None if val_data else val_fraction,
         "class_weights": class_weights, "init_embeddings": init_embeddings,
         "encoder_from": encoder_from})
-    model_options = {k: definition[k] for k in model_options}
+    # runs of earlier versions had no leak rate: the option as given
+    model_options = {k: definition.get(k, v) for k, v in model_options.items()}
     text_options = from_dict(TextOptions, definition)
     val_fraction, class_weights = definition["val_fraction"], definition["class_weights"]
     run.check_data({"train": texts_digest(train_data),
@@ -319,8 +322,13 @@ def train_classify(
 
 
 def load_classifier(checkpoint: str | Path, device: str = "auto") -> tuple[Classifier, dict]:
-    """A trained classifier and the checkpoint's contents; everything is checked before
-    anything is built."""
+    """A trained classifier (of texts, or of series) and the checkpoint's contents;
+    everything is checked before anything is built."""
+    saved = load_checkpoint(checkpoint, task=TASK)
+    if (saved.get("data") or {}).get("inputs") == "signals":
+        from seqgen.tasks.signals import load_signal_classifier
+
+        return load_signal_classifier(checkpoint, saved, device)
     trained = load_trained(checkpoint, TASK, ClassifierConfig, SequenceClassifier, device,
                            {"tokenizer": "vocab_size"})
     labels = trained.data.get("labels")
@@ -332,14 +340,14 @@ def load_classifier(checkpoint: str | Path, device: str = "auto") -> tuple[Class
         trained.data
 
 
-def evaluate_classifier(classifier: Classifier, data: LabelledData, batch_size: int = 256,
-                        n_wrong: int = 5) -> dict:
+def evaluate_classifier(classifier, data, batch_size: int = 256, n_wrong: int = 5) -> dict:
     """Accuracy, macro-F1, each class's precision/recall/F1, the confusion matrix (rows: the
-    true class) and the examples the model got wrong most confidently."""
+    true class) and the examples the model got wrong most confidently; of a text classifier
+    on labelled text or of a series classifier on labelled series."""
     if len(data) == 0:
         raise UserError("no examples to evaluate")
     gold = label_ids(data, classifier.labels, "evaluation data")
-    probs = classifier.probabilities(data.texts, batch_size)
+    probs = classifier.probabilities(data.inputs, batch_size)
     predicted = probs.argmax(-1).tolist()
     scores = classification_scores(predicted, gold, len(classifier.labels))
     wrong = sorted((i for i in range(len(gold)) if predicted[i] != gold[i]),

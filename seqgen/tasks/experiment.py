@@ -4,6 +4,7 @@ time step shrinks."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +12,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from seqgen.config import ClassifierConfig, TrainConfig, to_dict
+from seqgen.config import ClassifierConfig, ReservoirConfig, TrainConfig, to_dict
 from seqgen.data.long_lag import LongLagBatches, LongLagSpec, generate, spec_of
 from seqgen.errors import UserError
+from seqgen.models.building import device_of
 from seqgen.models.classifier import SequenceClassifier
+from seqgen.models.reservoir import EchoStateClassifier, RidgeReadout
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run
 from seqgen.tasks.registry import TaskSpec, register
@@ -23,8 +26,12 @@ from seqgen.training import check_training, guard_out_dir
 TASK = "experiment"
 VAL_SEQUENCES = 1024
 # Table rows: a cell, or "irnn": a ReLU RNN started from the identity (Le et al. 2015).
+# "leaky": leaky-integrator units, trained; "esn": an echo state network (a fixed reservoir,
+# its readout fitted in closed form on ESN_SEQUENCES sequences).
 ROWS = {"rnn": ("rnn", "default"), "gru": ("gru", "default"), "lstm": ("lstm", "default"),
-        "irnn": ("rnn-relu", "identity"), "rnn-relu": ("rnn-relu", "default")}
+        "irnn": ("rnn-relu", "identity"), "rnn-relu": ("rnn-relu", "default"),
+        "leaky": ("leaky", "default"), "esn": ("esn", "default")}
+ESN_SEQUENCES = 10_000
 
 
 def answer_loss(spec: LongLagSpec, output: torch.Tensor, answers: torch.Tensor,
@@ -50,7 +57,7 @@ class LongLagTask:
 
     @torch.no_grad()
     def evaluate(self, model, data: list, final: bool = False) -> dict[str, float]:
-        device = next(model.parameters()).device
+        device = device_of(model)
         total, right, count = 0.0, 0, 0
         for inputs, lengths, answers in data:
             output = model(inputs.to(device), lengths)
@@ -96,31 +103,64 @@ class ExperimentResult:
     grad_norms: dict[str, list[float]] = field(default_factory=dict)  # "start" / "end"
 
 
+def _validation(name: str, lag: int, seed: int) -> list:
+    return list(LongLagBatches(name, lag, 128, seed=seed + 1_000_000,
+                               per_epoch=VAL_SEQUENCES // 128).batches())
+
+
+def _reservoir(name: str, lag: int, spec: LongLagSpec, run: Run, units: int,
+               leak_rate: float) -> ExperimentResult:
+    """An echo state network on the task: its last state's readout fitted in closed form on
+    ``ESN_SEQUENCES`` generated sequences; "solved" as a trained model is, by validation."""
+    config = ReservoirConfig(spec.vocab_size or spec.input_dim, spec.outputs, units=units,
+                             leak_rate=leak_rate, features="last", ridge=1e-4,
+                             seed=run.config.seed)
+    model = run.build(lambda: EchoStateClassifier(config))
+    started = time.perf_counter()
+    readout = RidgeReadout(units, spec.outputs)
+    train = LongLagBatches(name, lag, 500, run.config.seed, per_epoch=ESN_SEQUENCES // 500)
+    for inputs, lengths, answers in train.batches():
+        target = answers.double().unsqueeze(1) if spec.regression else F.one_hot(
+            answers, spec.outputs).double()
+        readout.add(model.features(inputs, lengths), target)
+    model.readout.copy_(readout.solve(config.ridge))
+    seconds = time.perf_counter() - started
+    result = run.fit(model, LongLagTask(spec), train, _validation(name, lag, run.config.seed),
+                     {"model_config": to_dict(config)},
+                     f"echo state network, {units} units (leak {leak_rate:g}), readout in "
+                     "closed form")
+    value = (result.best_metrics or {}).get(spec.metric)
+    solved = value is not None and (value <= spec.solved_at if spec.regression
+                                    else value >= spec.solved_at)
+    return ExperimentResult(name, lag, "esn", solved, 0, seconds, value, spec.metric)
+
+
 def run_experiment(name: str, lag: int, row: str, train_config: TrainConfig,
                    hidden: int = 128, layers: int = 1, grad_norms: bool = False,
                    reporter: ProgressReporter | None = None,
-                   overwrite: bool = False) -> ExperimentResult:
+                   overwrite: bool = False, leak_rate: float = 0.3,
+                   units: int = 500) -> ExperimentResult:
     """Train one model on one task until solved or out of budget."""
     spec = spec_of(name, lag)
     if row not in ROWS:
         raise UserError(f"unknown cell {row!r}: choose from {', '.join(ROWS)}")
     cell, init = ROWS[row]
-    config = ClassifierConfig(spec.outputs, vocab_size=spec.vocab_size,
-                              input_dim=spec.input_dim, cell=cell, embed=16, hidden=hidden,
-                              layers=layers, bidirectional=False, dropout=0.0, pool="last",
-                              init=init)
     run = Run(TASK, train_config.replace(select_metric=spec.metric, stop_at=spec.solved_at),
               overwrite=overwrite, reporter=reporter)
     run.define({"experiment": name, "lag": lag, "row": row})
+    if row == "esn":
+        return _reservoir(name, lag, spec, run, units, leak_rate)
+    config = ClassifierConfig(spec.outputs, vocab_size=spec.vocab_size,
+                              input_dim=spec.input_dim, cell=cell, embed=16, hidden=hidden,
+                              layers=layers, bidirectional=False, dropout=0.0, pool="last",
+                              init=init, leak_rate=leak_rate)
     model = run.build(lambda: SequenceClassifier(config))
     norms = {}
     if grad_norms:
         norms["start"] = gradient_norms(model, spec, lag, seed=run.config.seed)
-    val_batches = LongLagBatches(name, lag, 128, seed=run.config.seed + 1_000_000,
-                                 per_epoch=VAL_SEQUENCES // 128)
     result = run.fit(model, LongLagTask(spec),
                      LongLagBatches(name, lag, run.config.batch_size, run.config.seed),
-                     list(val_batches.batches()), {"model_config": to_dict(config)},
+                     _validation(name, lag, run.config.seed), {"model_config": to_dict(config)},
                      f"1×{hidden} {row}" if layers == 1 else f"{layers}×{hidden} {row}")
     if result.reason == "interrupted":
         raise KeyboardInterrupt
@@ -135,7 +175,8 @@ def run_experiment(name: str, lag: int, row: str, train_config: TrainConfig,
 
 def run_table(name: str, lags: Sequence[int], rows: Sequence[str], train_config: TrainConfig,
               hidden: int = 128, layers: int = 1, overwrite: bool = False,
-              grad_norms: bool = False, on_result=None) -> list[ExperimentResult]:
+              grad_norms: bool = False, on_result=None, leak_rate: float = 0.3,
+              units: int = 500) -> list[ExperimentResult]:
     """Every row (cell) at every lag, each in its own folder below ``out_dir``; all folders
     are checked before the first run starts, and each is replaced (``overwrite``) only as
     its own run starts."""
@@ -157,7 +198,7 @@ def run_table(name: str, lags: Sequence[int], rows: Sequence[str], train_config:
         for lag in lags:
             config = train_config.replace(out_dir=str(folders[row, lag]))
             result = run_experiment(name, lag, row, config, hidden, layers, grad_norms,
-                                    overwrite=overwrite)
+                                    overwrite=overwrite, leak_rate=leak_rate, units=units)
             results.append(result)
             if on_result is not None:
                 on_result(result)

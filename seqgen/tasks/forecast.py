@@ -56,7 +56,7 @@ from seqgen.models.baselines import baseline_forecast
 from seqgen.models.forecasters import build_forecaster, middle
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
-from seqgen.tasks.echo_state import RIDGES, accumulate, esn_predict
+from seqgen.tasks.echo_state import RIDGES, KnownScales, accumulate, esn_predict
 from seqgen.tasks.registry import TaskSpec, register
 from seqgen.tasks.supervised import DECAYS, teacher_forcing_rate
 from seqgen.training import FitResult
@@ -143,6 +143,7 @@ class Forecaster:
     calendar: str
     step: Step | None
     covariates: list[str] = field(default_factory=list)
+    known_scales: KnownScales = field(default_factory=dict)  # esn: each series' training scale
 
     @property
     def kind(self) -> str:
@@ -173,7 +174,7 @@ class Forecaster:
             return outputs, np.zeros(len(series)), np.ones(len(series))
         if c.model == "esn":
             return esn_predict(self.model, series, origins, self.scale, self.calendar,
-                               self.step, prepared)
+                               self.step, prepared, self.known_scales)
         for s, o in zip(series, origins):
             if o < c.input_size:
                 raise UserError(f"series {s.name!r} has {o} values before its forecast: the "
@@ -432,7 +433,7 @@ def train_forecast(
                  "step": data.step.to_dict() if data.step else None,
                  "covariates": data.covariate_names, "series": len(data),
                  "layout": data.layout, "baselines": baselines,
-                 "files": [data.source]},
+                 "files": [data.source], "known_scales": forecaster.known_scales},
     }
     return run.fit(model, ForecastTask(forecaster, options, val, baselines), train, val, meta,
                    _describe(config))
@@ -445,7 +446,8 @@ def fit_readout(forecaster: Forecaster, data: SeriesSet, prepared: list[Prepared
     the ridge of a small grid that scores best on the validation)."""
     model, c = forecaster.model, forecaster.config
     started = time.perf_counter()
-    readout = accumulate(model, data.series, prepared, split, options.scale)
+    readout, forecaster.known_scales = accumulate(model, data.series, prepared, split,
+                                                  options.scale)
     if readout.count == 0:
         raise UserError(f"no training step is past the washout of {c.washout}: lower "
                         "--washout or give longer series")
@@ -478,8 +480,10 @@ def load_forecaster(checkpoint: str | Path, device: str = "auto") -> tuple[Forec
     try:
         forecaster = Forecaster(trained.model, trained.config, data.get("scale", "standard"),
                                 data.get("calendar", "none"), Step(**step) if step else None,
-                                list(data.get("covariates") or []))
-    except TypeError:
+                                list(data.get("covariates") or []),
+                                {name: (list(c), list(s), int(n)) for name, (c, s, n)
+                                 in (data.get("known_scales") or {}).items()})
+    except (TypeError, ValueError):
         raise UserError(f"{checkpoint} does not hold valid series settings") from None
     return forecaster, trained.data
 
