@@ -238,14 +238,20 @@ class ReservoirConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_positive(self, "inputs", "outputs", "units")
-        if self.units > 20_000:
-            raise UserError(f"--units {self.units} is too many (at most 20,000)")
-        check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
-        check_fraction("density", self.density, low=1e-9, high_open=False)
-        for name in ("spectral_radius", "input_scaling", "bias_scaling", "ridge"):
-            check_finite(name, getattr(self, name))
+        check_positive(self, "inputs", "outputs")
+        check_reservoir(self)
         check_choice("features", self.features, RESERVOIR_FEATURES)
+
+
+def check_reservoir(config) -> None:
+    """The options of a reservoir and its readout, wherever one is configured."""
+    check_positive(config, "units")
+    if config.units > 20_000:
+        raise UserError(f"--units {config.units} is too many (at most 20,000)")
+    check_fraction("leak_rate", config.leak_rate, low=1e-9, high_open=False)
+    check_fraction("density", config.density, low=1e-9, high_open=False)
+    for name in ("spectral_radius", "input_scaling", "bias_scaling", "ridge"):
+        check_finite(name, getattr(config, name))
 
 
 FORECAST_MODELS = ("lstm", "gru", "rnn", "leaky", "wavenet", "linear", "esn", "naive",
@@ -320,14 +326,9 @@ class ForecastConfig:
         self.quantiles = tuple(sorted(self.quantiles))
         check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
         if self.model == "esn":
-            check_positive(self, "units")
-            if self.units > 20_000:
-                raise UserError(f"--units {self.units} is too many (at most 20,000)")
-            check_fraction("density", self.density, low=1e-9, high_open=False)
+            check_reservoir(self)
             if not isinstance(self.washout, int) or self.washout < 0:
                 raise UserError(f"--washout must be a whole number >= 0, got {self.washout!r}")
-            for name in ("spectral_radius", "input_scaling", "bias_scaling", "ridge"):
-                check_finite(name, getattr(self, name))
         if self.decoder != "direct" and self.model not in (*RECURRENT_FORECASTERS, "esn"):
             raise UserError(f"--decoder {self.decoder} is for the recurrent models (lstm, gru, "
                             f"rnn, leaky, esn); --model {self.model} forecasts the horizon "

@@ -21,6 +21,7 @@ metrics.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ class Run:
         self.device = check_training(config)
         self.config = config
         self.resume, self.overwrite, self.explicit = resume, overwrite, explicit
+        self._built = time.perf_counter()  # when the model was built (see ``build``)
         self.saved: dict[str, Any] | None = None  # the run's last.pt, on --resume
         self.definition: dict[str, Any] = {}
         self.digest: Any = None
@@ -123,6 +125,7 @@ class Run:
     def build(self, make: Callable[[], M]) -> M:
         """The model, from the run's seed (the same seed gives the same initial weights)."""
         torch.manual_seed(self.config.seed)
+        self._built = time.perf_counter()
         return build_model(make, self.device)
 
     def fit(self, model: nn.Module, task: Task, train_data: TrainData, val_data: Any,
@@ -140,7 +143,8 @@ class Run:
         self.trainer = Trainer(model, task, train_data, val_data, self.config, payload,
                                self.reporter)
         if not any(p.requires_grad for p in model.parameters()):
-            return self.trainer.record()  # a baseline, or a readout fitted in closed form
+            # a baseline, or a readout fitted in closed form since the model was built
+            return self.trainer.record(time.perf_counter() - self._built)
         return self.trainer.fit(resume=self.resume)
 
 

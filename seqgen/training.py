@@ -348,9 +348,11 @@ class Trainer:
         return FitResult(reason, s.step, s.best, s.best_metrics, self.out_dir, s.skipped_steps,
                          s.elapsed)
 
-    def record(self) -> FitResult:
+    def record(self, seconds: float = 0.0) -> FitResult:
         """A model with nothing to learn by gradient steps is a run too: validated once (the
-        final validation) and saved as ``best.pt`` and ``last.pt`` like any."""
+        final validation) and saved as ``best.pt`` and ``last.pt`` like any; ``seconds`` is
+        what fitting it took (a closed-form readout), its ``elapsed``."""
+        self.state.elapsed = seconds
         try:
             if self.world.main:
                 self.out_dir.mkdir(parents=True, exist_ok=True)

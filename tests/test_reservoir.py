@@ -90,6 +90,8 @@ def test_an_esn_forecasts_a_sine_one_step_ahead_and_is_a_run(tmp_path):
     assert done.exit_code == 0, done.output
     final = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     assert final["kind"] == "final" and final["rmse"] < 1e-3  # the amplitude is 1.5
+    assert 0 < final["elapsed"] < 60  # the fit's own seconds
+    # a later origin reads the series with the scale the readout was fitted with
     report = json.loads(invoke("evaluate-forecast", data, "-c", out / "best.pt", "--json",
                                "--device", "cpu").stdout)
     assert report["scores"]["esn"]["mae"] < 1e-3

@@ -105,3 +105,21 @@ def test_the_ucr_files_read(tmp_path):
     assert len(italy) == 67 and {len(s) for s in italy.series} == {24}
     gun = read_ts(SHARED_DATA / "ucr" / "GunPoint_TEST.ts")
     assert len(gun) == 150 and set(gun.labels) == {"1", "2"}
+
+
+def test_a_series_classifier_without_a_budget_trains_its_own_steps_and_keeps_the_lowest_loss(
+        tmp_path, monkeypatch):
+    """Ten epochs of a UCR-sized set are a few dozen steps: without --epochs, --max-steps or
+    --time-budget a series classifier trains SIGNAL_STEPS, and best.pt follows the loss."""
+    import torch
+
+    monkeypatch.setattr("seqgen.tasks.signals.SIGNAL_STEPS", 24)
+    out = tmp_path / "run"
+    done = invoke("train-classify", shapes_file(tmp_path / "train.ts"), "--out", out,
+                  "--quiet", "--device", "cpu", "--hidden", 8, "--fcn", 0)
+    assert done.exit_code == 0, done.output
+    saved = torch.load(out / "last.pt", weights_only=True)
+    assert saved["train_config"]["max_steps"] == 24
+    assert saved["train_config"]["select_metric"] == "loss"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 24

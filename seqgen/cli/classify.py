@@ -190,7 +190,7 @@ def _train_signals(ctx, config, data, val_file, label_column, encoding, model) -
     """train-classify on numeric series: the series classifier's defaults where the user gave
     no option."""
     from seqgen.data.signals import read_signals
-    from seqgen.tasks.signals import SIGNAL_DEFAULTS, train_signal_classifier
+    from seqgen.tasks.signals import SIGNAL_DEFAULTS, SIGNAL_STEPS, train_signal_classifier
 
     given = given_options(ctx)
     if model == "esn":
@@ -200,6 +200,10 @@ def _train_signals(ctx, config, data, val_file, label_column, encoding, model) -
                    **{k: v for k, v in SIGNAL_DEFAULTS.items() if k not in given}}
     if "batch_size" not in given:
         config = config.replace(batch_size=16)
+    if "select" not in given:  # a fifth of a UCR set is a dozen series: accuracy ties early
+        config = config.replace(select_metric="loss")
+    if model != "esn" and not {"epochs", "max_steps", "time_budget"} & set(given):
+        config = config.replace(epochs=None, max_steps=SIGNAL_STEPS)
     train = read_signals(data, label_column, encoding)
     val = read_signals(val_file, label_column, encoding) if val_file else None
     result = train_signal_classifier(

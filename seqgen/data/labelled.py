@@ -14,9 +14,13 @@ import io
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seqgen.data.reading import read_text, split_lines
 from seqgen.errors import UserError
+
+if TYPE_CHECKING:
+    from seqgen.data.signals import SignalData
 
 LABEL_NAMES = ("label", "labels", "class", "category", "sentiment", "polarity", "target", "y")
 TEXT_NAMES = ("text", "sentence", "review", "content", "document", "comment", "body", "tweet",
@@ -223,3 +227,13 @@ def split_labelled(data: LabelledData, fraction: float, seed: int
                          data.source),
             LabelledData([data.texts[i] for i in held], [data.labels[i] for i in held],
                          data.source))
+
+
+def label_ids(data: LabelledData | SignalData, labels: list[str], what: str) -> list[int]:
+    """Each example's class number; a label the training data lacks is a user's error."""
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(data.labels) - set(index))
+    if unknown:
+        raise UserError(f"the {what} has label(s) {', '.join(map(repr, unknown[:5]))} that the "
+                        f"training data does not ({', '.join(map(repr, labels))})")
+    return [index[y] for y in data.labels]

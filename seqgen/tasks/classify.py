@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from seqgen.checkpoint import load_checkpoint
 from seqgen.config import ClassifierConfig, TrainConfig, check_choice, from_dict, to_dict
 from seqgen.data.batching import LengthBatches, pad_batch, records_digest
-from seqgen.data.labelled import LabelledData, ordered_labels, split_labelled
+from seqgen.data.labelled import LabelledData, label_ids, ordered_labels, split_labelled
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
 from seqgen.models.building import device_of
@@ -153,15 +153,6 @@ class Classifier:
 
 def texts_digest(data: LabelledData) -> str:
     return records_digest(f"{label}\t{text}\n" for text, label in zip(data.texts, data.labels))
-
-
-def label_ids(data: LabelledData, labels: list[str], what: str) -> list[int]:
-    index = {label: i for i, label in enumerate(labels)}
-    unknown = sorted(set(data.labels) - set(index))
-    if unknown:
-        raise UserError(f"the {what} has label(s) {', '.join(map(repr, unknown[:5]))} that the "
-                        f"training data does not ({', '.join(map(repr, labels))})")
-    return [index[y] for y in data.labels]
 
 
 def _start_from_lm(path: str | Path, model_options: dict, explicit: Collection[str] | None

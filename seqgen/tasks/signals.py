@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from seqgen.config import ClassifierConfig, ReservoirConfig, TrainConfig, check_choice, to_dict
 from seqgen.data.batching import LengthBatches, records_digest
-from seqgen.data.labelled import ordered_labels, stratified_split
+from seqgen.data.labelled import label_ids, ordered_labels, stratified_split
 from seqgen.data.signals import SignalData, prepare_signals
 from seqgen.errors import UserError
 from seqgen.models.classifier import SequenceClassifier
@@ -33,6 +33,9 @@ SIGNAL_MODELS = ("rnn", "esn")
 # ItalyPowerDemand and GunPoint: README, time-series classification).
 SIGNAL_DEFAULTS = {"cell": "lstm", "hidden": 64, "layers": 1, "bidirectional": True,
                    "dropout": 0.2, "pool": "mean", "fcn": 64}
+# A UCR training set is tens to hundreds of series: ten epochs are a few dozen steps. Without
+# --epochs, --max-steps or --time-budget a series classifier trains this many steps.
+SIGNAL_STEPS = 2000
 
 
 def pad_values(series: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,15 +87,6 @@ class SignalClassifier:
                                                   shuffle=False))
         self.model.train(was_training)
         return probs
-
-
-def label_indices(data: SignalData, labels: list[str], what: str) -> list[int]:
-    index = {label: i for i, label in enumerate(labels)}
-    unknown = sorted(set(data.labels) - set(index))
-    if unknown:
-        raise UserError(f"the {what} has label(s) {', '.join(map(repr, unknown[:5]))} that the "
-                        f"training data does not ({', '.join(map(repr, labels))})")
-    return [index[y] for y in data.labels]
 
 
 def _subset(data: SignalData, rows: list[int]) -> SignalData:
@@ -157,8 +151,8 @@ def train_signal_classifier(
     if len(labels) < 2:
         raise UserError(f"the training data has one class only ({labels[0]!r}): a classifier "
                         "needs two or more")
-    train_y = label_indices(train_data, labels, "training data")
-    val_y = label_indices(val_data, labels, "validation data")
+    train_y = label_ids(train_data, labels, "training data")
+    val_y = label_ids(val_data, labels, "validation data")
     train_x = prepare_signals(train_data, znormalise)
     val_x = prepare_signals(val_data, znormalise)
     lengths = sorted({len(s) for s in train_x})
