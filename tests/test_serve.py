@@ -281,6 +281,13 @@ def raw_request(url, head: bytes, timeout=10) -> bytes:
     return answer
 
 
+def test_a_client_sending_a_body_over_the_limit_reads_its_413(server):
+    # answered while the client still sends, it would see a broken pipe, not the answer
+    for _ in range(5):
+        status, answer = call(server.url, "/translate", b"x" * (4 * 2**20))
+        assert status == 413 and "over the limit" in answer["error"]
+
+
 def test_every_json_body_and_field_is_bounded(server):
     big = {"sentences": ["a red circle"] * 10, "pad": "x" * (2**20)}
     status, answer = call(server.url, "/translate", big)

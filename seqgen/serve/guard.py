@@ -6,7 +6,10 @@
   ``Authorization: Bearer TOKEN``; the page, ``/health`` and the docs need none;
 - its body is read here, up to its limit (an upload's, or a JSON body's), so no endpoint ever
   reads an unbounded body, a chunked one included; and a request that would wait for a full
-  inference queue is refused with 503 before a byte of its body is read.
+  inference queue is refused with 503 before a byte of its body is read;
+- a body over its limit is still read to its end (up to ``DRAIN`` more bytes) and thrown away
+  before the 413 is sent: a server that answers and closes while the client is still sending
+  makes the client's next write fail (a broken pipe) instead of reading the answer.
 
 Each refusal is ``{"error": message}`` with its status, like every other error.
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 OPEN_PATHS = ("/", "/health", "/docs", "/openapi.json")  # served without the token
+DRAIN = 16 * 2**20  # bytes over its limit a refused body is still read (and dropped)
 
 
 def is_loopback(host: str) -> bool:
@@ -40,6 +44,15 @@ class Policy:
     max_upload: int  # an upload (an image), in bytes
     busy: Callable[[], bool]  # is the inference queue full?
     uploads: set[str] = field(default_factory=set)  # paths whose body is an upload
+
+
+async def _drain(receive, budget: int) -> None:
+    """Read and drop the rest of a body, at most ``budget`` bytes, so its sender finishes."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body"):
+            return
+        budget -= len(message.get("body", b""))
 
 
 async def _answer(send, status: int, message: str, headers: list | None = None) -> None:
@@ -81,6 +94,8 @@ class Guard:
                    f"the request body is over the limit of {limit:,} bytes")
         declared = headers.get(b"content-length", "")
         if declared.isdigit() and int(declared) > limit:
+            if int(declared) <= limit + DRAIN:
+                await _drain(receive, int(declared))
             return await _answer(send, 413, too_big)
         body = bytearray()
         while True:
@@ -89,6 +104,8 @@ class Guard:
                 return None
             body += message.get("body", b"")
             if len(body) > limit:
+                if message.get("more_body"):
+                    await _drain(receive, DRAIN)
                 return await _answer(send, 413, too_big)
             if not message.get("more_body"):
                 break
