@@ -85,6 +85,14 @@ def call(url, path, body=None, data=None, method=None, headers=None):
         return status, raw.decode("utf-8", "replace")
 
 
+def wait_until_working(url, deadline_s=30.0):
+    """Until the server holds a request (a fixed sleep is too short on a loaded machine)."""
+    deadline = time.time() + deadline_s
+    while call(url, "/health")[1]["requests"] < 1:
+        assert time.time() < deadline, "the first request never reached the worker"
+        time.sleep(0.01)
+
+
 def png(width=48, height=48) -> bytes:
     buffer = io.BytesIO()
     scenes(1, 3)[0].render(width).resize((width, height)).save(buffer, "PNG")
@@ -185,7 +193,7 @@ def test_a_long_generation_does_not_block_the_models_list(server, stream):
         if stream:
             assert started.wait(30)
         else:
-            time.sleep(0.5)
+            wait_until_working(server.url)
         began = time.perf_counter()
         status, _ = call(server.url, "/models")
         took = time.perf_counter() - began
@@ -211,7 +219,7 @@ def test_a_full_queue_answers_503_at_once(checkpoints):
 
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(slow)
-            time.sleep(0.3)
+            wait_until_working(running.url)
             status, answer = call(running.url, "/generate", {"length": 5, "stream": False})
             assert status == 503 and "busy" in answer["error"]
             assert first.result()[0] == 200
@@ -398,9 +406,10 @@ def test_a_request_past_the_time_limit_is_stopped_and_the_worker_freed(checkpoin
         with urllib.request.urlopen(request, timeout=30) as response:
             events = response.read().decode().strip().split("\n\n")
         assert events[-1].startswith("event: error") and "time limit" in events[-1]
-        time.sleep(0.3)
-        status, health = call(running.url, "/health")
-        assert health["requests"] == 0  # the stopped jobs really ended
+        deadline = time.time() + 10
+        while call(running.url, "/health")[1]["requests"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert call(running.url, "/health")[1]["requests"] == 0  # the stopped jobs ended
         status, answer = call(running.url, "/generate", {"length": 5, "stream": False})
         assert status == 200
     finally:
@@ -415,7 +424,7 @@ def test_an_upload_is_refused_before_it_is_read_when_the_queue_is_full(checkpoin
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(call, running.url, "/generate", {"length": 3000,
                                                                  "stream": False})
-            time.sleep(0.3)
+            wait_until_working(running.url)
             # A body of 5 MB is announced and never sent: only a server that answers
             # without reading it answers at all.
             answer = raw_request(running.url, b"POST /caption HTTP/1.1\r\nHost: localhost\r\n"
