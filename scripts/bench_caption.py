@@ -5,6 +5,7 @@
     python scripts/bench_caption.py --part quality      # Flickr8k-mini, lite0, defaults, 15 min
     python scripts/bench_caption.py --part shapes       # exact match on unseen shapes scenes
     python scripts/bench_caption.py --part speed        # caption images/s, batched vs one by one
+    python scripts/bench_caption.py --part photos       # photos unlike Flickr's: sentences?
 
 Data comes from ../shared/data (beside the project). Budgets are flags; figures are printed.
 """
@@ -180,7 +181,7 @@ def part_quality(args) -> None:
     command = ["train-caption", str(FLICKR / "dataset_flickr8k.json"), "--images",
                str(FLICKR / "images"), "--encoder", "efficientnet-lite0", "--time-budget",
                args.budget, "--out", str(out), "--overwrite", "--device", args.device,
-               "--attention", args.attention]
+               "--attention", args.attention, *(["--start", args.start] if args.start else [])]
     print("seqgen " + " ".join(command))
     start = time.perf_counter()
     try:
@@ -196,7 +197,7 @@ def part_quality(args) -> None:
                               FLICKR / "images", split="val", beam=beam, device=args.device)
         print(f"beam {beam}: BLEU-1 {m['bleu1']:.1f}  BLEU-2 {m['bleu2']:.1f}  BLEU-3 "
               f"{m['bleu3']:.1f}  BLEU-4 {m['bleu4']:.1f}  on {m['images']} val images; "
-              f"{m['distinct']:.0%} distinct captions")
+              f"{m['distinct']:.0%} distinct captions, {m['complete']:.0%} complete sentences")
         if beam == 3:
             for ex in m["examples"][:3]:
                 print(f"  {ex['image']}: {ex['caption']}  (ref: {ex['references'][0]})")
@@ -218,6 +219,41 @@ def part_speed(args) -> None:
         print(f"{label}: {timings[label]:.1f} images/s ({len(results)} photos, beam 3, "
               f"attention {model.config.attention})")
     print(f"batched / one at a time: {timings['batched (16)'] / timings['one at a time']:.2f}x")
+
+
+def part_photos(args) -> None:
+    """Photos unlike Flickr's (tests/photos: scikit-image's samples; ../shared/data/photos):
+    is each caption a complete sentence, does it name what a fitting caption would, and does
+    the novelty check call the photo unfamiliar? With the checkpoint of the quality part."""
+    import json
+
+    from seqgen.metrics import sentence_flaws
+    from seqgen.tasks.caption import caption_files, load_captioner
+
+    listed = json.loads((ROOT / "tests" / "photos" / "photos.json").read_text())
+    photos = [(ROOT / "tests" / "photos" / name, info["words"])
+              for name, info in listed["photos"].items()]
+    photos += [(FLICKR.parent / "photos" / name, words) for name, words in listed["shared"].items()]
+    model, tokenizer, spec, _ = load_captioner(Path(args.out) / "best.pt", args.device)
+    results, _ = caption_files(model, tokenizer, spec, [p for p, _ in photos], beam=3)
+    complete = named = unfamiliar = 0
+    for (path, words), r in zip(photos, results):
+        caption = r.captions[0][0]
+        flaws = sentence_flaws(caption, r.ended[0])
+        hit = any(w in caption.split() for w in words)
+        far = r.novelty or {}
+        complete += not flaws
+        named += hit
+        unfamiliar += bool(far.get("unfamiliar"))
+        print(f"  {path.name:<14} {caption}" + (f"  [{'; '.join(flaws)}]" if flaws else "")
+              + ("  (names it)" if hit else "")
+              + (f"  distance {far['distance']:.3f}{' unfamiliar' if far['unfamiliar'] else ''}"
+                 if far else ""))
+    n = len(results)
+    print(f"complete sentences {complete}/{n}, naming the main object {named}/{n}, "
+          f"called unfamiliar {unfamiliar}/{n}"
+          + (f" (the farthest validation image: {model.novelty.threshold:.3f})"
+             if model.novelty else ""))
 
 
 def part_shapes(args) -> None:
@@ -251,7 +287,8 @@ def part_shapes(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["cache", "throughput", "quality", "shapes", "speed"],
+    parser.add_argument("--part", choices=["cache", "throughput", "quality", "shapes", "speed",
+                                           "photos"],
                         required=True)
     parser.add_argument("--images", type=int, default=100,
                         help="cache: images in the epoch; speed: photos captioned")
@@ -274,6 +311,8 @@ def main() -> None:
                         help="shapes: scenes per batch (default 64)")
     parser.add_argument("--attention", default="soft", choices=["none", "soft"],
                         help="shapes, quality: the decoder")
+    parser.add_argument("--start", default=None, choices=["image", "zero"],
+                        help="quality: the decoder's first state (default: train-caption's)")
     args = parser.parse_args()
     if args.part == "quality":
         args.budget = args.budget or "15m"
@@ -281,10 +320,10 @@ def main() -> None:
     elif args.part == "shapes":
         args.budget = args.budget or "40m"
         args.out = args.out or "bench-out/caption-shapes"
-    elif args.part == "speed":
+    elif args.part in ("speed", "photos"):
         args.out = args.out or "bench-out/caption-quality"
     {"cache": part_cache, "throughput": part_throughput, "quality": part_quality,
-     "shapes": part_shapes, "speed": part_speed}[args.part](args)
+     "shapes": part_shapes, "speed": part_speed, "photos": part_photos}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,8 @@ class Seq2SeqConfig:
 
 
 CAPTION_ATTENTION = ("none", "soft")
+CAPTION_STARTS = ("image", "zero")
+CAPTION_ALPHA = 0.6  # `caption`'s beam length penalty, measured on Flickr8k-mini (README)
 
 
 @dataclass
@@ -170,10 +172,12 @@ class CaptionConfig:
     attention: str = "none"  # none (Show and Tell) or soft (Show, Attend and Tell)
     alpha_c: float = 1.0  # weight of the doubly stochastic attention regulariser
     grid_dim: int | None = None  # channels of the encoder's grid, for soft attention
+    start: str = "image"  # soft: the first state from the mean region (image) or zeros
 
     def __post_init__(self) -> None:
         check_recurrent(self)
         check_choice("attention", self.attention, CAPTION_ATTENTION)
+        check_choice("start", self.start, CAPTION_STARTS)
         if not (isinstance(self.alpha_c, (int, float)) and math.isfinite(self.alpha_c)
                 and self.alpha_c >= 0):
             raise UserError(f"--alpha-c must be a number >= 0, got {self.alpha_c}")

@@ -10,7 +10,8 @@ A model plugs in through two callables:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,11 @@ class Hypothesis:
     tokens: list[int]
     score: float  # what the search ranked by (length-normalised log-probability in beams)
     logprob: float  # total log-probability of the tokens (and of <eos> when it ended)
+    finished: bool = True  # ended with <eos>, rather than cut at the length limit
+
+    def rank(self) -> tuple[bool, float]:
+        """A finished output beats any cut one; then the score decides."""
+        return self.finished, self.score
 
 
 def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
@@ -68,6 +74,35 @@ def ban_tokens(step: StepFn, token_ids: Sequence[int]) -> StepFn:
     return banned
 
 
+def ban_repeat_of_last(step: StepFn) -> StepFn:
+    """``step`` that never gives the token it was just fed ("helping helping")."""
+
+    def banned(tokens: torch.Tensor, state):
+        logits, state = step(tokens, state)
+        logits = logits.float().clone()
+        logits.scatter_(-1, tokens.unsqueeze(-1), float("-inf"))
+        return logits, state
+
+    return banned
+
+
+def ban_end_after(step: StepFn, eos_id: int, token_ids: Collection[int]) -> StepFn:
+    """``step`` that cannot end right after ``token_ids`` (words that never end a sentence:
+    "a", "of", "red"; ``<bos>`` for an empty output)."""
+    never: torch.Tensor | None = None
+
+    def banned(tokens: torch.Tensor, state):
+        nonlocal never
+        logits, state = step(tokens, state)
+        if never is None:
+            never = torch.tensor(sorted(token_ids), dtype=torch.long, device=tokens.device)
+        logits = logits.float().clone()
+        logits[torch.isin(tokens, never), eos_id] = float("-inf")
+        return logits, state
+
+    return banned
+
+
 def check_no_repeat(n: int) -> None:
     if not isinstance(n, int) or n < 0:
         raise UserError(f"--no-repeat-ngram must be a whole number >= 0 (0: off), got {n}")
@@ -98,6 +133,22 @@ def ban_repeats(scores: torch.Tensor, histories: Sequence[Sequence[int]], n: int
         scores[rows, cols] = float("-inf")
 
 
+def ban_overused(scores: torch.Tensor, histories: Sequence[Sequence[int]],
+                 max_uses: Mapping[int, int] | None) -> None:
+    """In place: -inf for each row's tokens already used as often as ``max_uses`` allows
+    (tokens it does not name are free)."""
+    if not max_uses:
+        return
+    rows, cols = [], []
+    for row, seq in enumerate(histories):
+        for token, n in Counter(seq).items():
+            if n >= max_uses.get(token, n + 1):
+                rows.append(row)
+                cols.append(token)
+    if rows:
+        scores[rows, cols] = float("-inf")
+
+
 def pick_tokens(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -124,24 +175,27 @@ def generate(
     generator: torch.Generator | None = None,
     eos_id: int | None = None,
     no_repeat_ngram: int = 0,
+    max_uses: Mapping[int, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (tokens, log-probs) one step at a time from the first next-token ``logits``.
 
     Stops after ``length`` steps, or once every sequence has produced ``eos_id``; with
-    ``no_repeat_ngram`` n, no sequence repeats an n-gram of what it generated.
+    ``no_repeat_ngram`` n, no sequence repeats an n-gram of what it generated, and no token
+    comes more often than ``max_uses`` says.
     """
     check_sampling(temperature, top_k, top_p)
     check_no_repeat(no_repeat_ngram)
     done = torch.zeros(logits.size(0), dtype=torch.bool, device=logits.device)
     seen: list[list[int]] = [[] for _ in range(logits.size(0))]
     for t in range(length):
-        if no_repeat_ngram:
+        if no_repeat_ngram or max_uses:
             logits = logits.float().clone()
             ban_repeats(logits, seen, no_repeat_ngram, eos_id)
+            ban_overused(logits, seen, max_uses)
         tokens = pick_tokens(logits, temperature, top_k, top_p, generator)
         logp = logits.float().log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         yield tokens, logp
-        if no_repeat_ngram:
+        if no_repeat_ngram or max_uses:
             for row, token in zip(seen, tokens.tolist()):
                 row.append(token)
         if eos_id is not None:
@@ -171,6 +225,7 @@ def sample_search(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     no_repeat_ngram: int = 0,
+    max_uses: Mapping[int, int] | None = None,
 ) -> list[Hypothesis]:
     """Greedy (temperature 0) or sampled decoding of a batch, each up to its own max length."""
     limits = _max_lengths(max_len, batch_size)
@@ -179,22 +234,23 @@ def sample_search(
     tokens: list[list[int]] = [[] for _ in range(batch_size)]
     logps = [0.0] * batch_size
     open_ = [True] * batch_size
+    ended = [False] * batch_size
     for t, (tok, lp) in enumerate(generate(step, state, logits, max(limits), temperature,
                                            top_k, top_p, generator, eos_id,
-                                           no_repeat_ngram)):
+                                           no_repeat_ngram, max_uses)):
         for b, (i, p) in enumerate(zip(tok.tolist(), lp.tolist())):
             if not open_[b]:
                 continue
             logps[b] += p
             if i == eos_id:
-                open_[b] = False
+                open_[b], ended[b] = False, True
                 continue
             tokens[b].append(i)
             if t + 1 >= limits[b]:
                 open_[b] = False
         if not any(open_):
             break
-    return [Hypothesis(tokens[b], logps[b], logps[b]) for b in range(batch_size)]
+    return [Hypothesis(tokens[b], logps[b], logps[b], ended[b]) for b in range(batch_size)]
 
 
 def check_alpha(alpha: float) -> None:
@@ -222,15 +278,17 @@ def beam_search(
     n_best: int = 1,
     device: torch.device | str = "cpu",
     no_repeat_ngram: int = 0,
+    max_uses: Mapping[int, int] | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; returns the ``n_best`` hypotheses of each input, best first.
 
     ``state`` holds ``batch_size`` entries; ``reorder`` expands it to the beams and drops the
     inputs whose search has ended, so finished inputs cost nothing.
-    A search stops only when no running beam can still beat its n-best finished ones, and
-    beams that reach the length limit without ``<eos>`` are returned as they are. With
+    A search stops only when no running beam can still beat its n-best finished ones; beams
+    that reach the length limit without ``<eos>`` are returned too, ranked after every
+    finished one (``Hypothesis.finished`` is False). With
     ``no_repeat_ngram`` n, no hypothesis repeats one of its own n-grams ("a man in a red shirt
-    in a red shirt").
+    in a red shirt"); ``max_uses`` caps how often each token it names may come.
     """
     check_alpha(alpha)
     check_no_repeat(no_repeat_ngram)
@@ -258,6 +316,7 @@ def beam_search(
         hist_l = history.tolist()
         logp = logits.float().log_softmax(-1)
         ban_repeats(logp, hist_l, no_repeat_ngram, eos_id)
+        ban_overused(logp, hist_l, max_uses)
         row_logp, row_tokens = logp.topk(width, dim=-1)
         cand = (scores.view(B * beams, 1) + row_logp).view(B, beams * width)
         top_scores, top_idx = cand.topk(min(2 * K, beams * width), dim=-1)
@@ -279,9 +338,10 @@ def beam_search(
                     finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha), s))
                 elif last_step and kept < K:
                     seq = hist_l[i * beams + beam_l[i][j]] + [token_l[i][j]]
-                    finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
+                    finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s,
+                                                  finished=False))
                     kept += 1
-            finished[b].sort(key=lambda h: h.score, reverse=True)
+            finished[b].sort(key=Hypothesis.rank, reverse=True)
             if last_step:
                 done[b] = True
                 continue

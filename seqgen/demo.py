@@ -256,8 +256,10 @@ def train_shapes_captioner(out_dir: Path, config: TrainConfig, unseen: list[Scen
                                [f"val{i:04d}" for i in range(len(val))], tokenizer)
     run.reporter.message(f"scenes: {config.batch_size} new ones per batch, "
                          f"{len(val)} validation and {len(unseen)} test scenes never drawn")
+    # Sentences drawn apart from training, for the words a caption never ends on.
+    sentences = [s.english() for s in held_out_scenes(1000, config.seed + 11)]
     return fit_captioner(run, encoder, info, trainable, None, tokenizer, train, val_data,
-                         options, {"format": "shapes-world", "max_len": 20},
+                         options, {"format": "shapes-world", "max_len": 20}, sentences,
                          "scenes drawn on the fly")
 
 

@@ -1,5 +1,6 @@
 """Corpus BLEU and chrF (sacrebleu), with any number of references per sentence; the scores
-of a classifier; the errors of forecasts as the M4 competition scores them."""
+of a classifier; the errors of forecasts as the M4 competition scores them; whether a
+caption is a sentence."""
 
 from __future__ import annotations
 
@@ -52,6 +53,33 @@ def corpus_chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
     if not hypotheses:
         return 0.0
     return float(CHRF().corpus_score(list(hypotheses), _streams(references)).score)
+
+
+# Words an English sentence does not end on, and that may come often in one.
+FUNCTION_WORDS = frozenset(
+    "a an the of in on at to with by from for into onto over under near behind through "
+    "across along around above below beside between against down up off out and or but "
+    "while as is are was were".split())
+ADJECTIVES = frozenset(
+    "red white blue black green yellow brown orange pink purple gray grey little young small "
+    "big large old tall long short".split())
+
+
+def sentence_flaws(caption: str, ended: bool = True) -> list[str]:
+    """Why an English caption is not a complete sentence (empty: it is one): cut at the
+    length limit instead of ended (``ended`` False: a string of words that never stops), a
+    content word three times, a word repeated at once, or an ending on an article, a
+    preposition, a conjunction or an adjective ("a man is running on a red")."""
+    words = caption.split()
+    if not words:
+        return ["empty"]
+    cut = [] if ended else ["cut at the length limit"]
+    flaws = cut + [f"{w!r} three times" for w in sorted(set(words))
+             if w not in FUNCTION_WORDS and words.count(w) >= 3]
+    flaws += [f"{a!r} twice in a row" for a, b in zip(words, words[1:]) if a == b]
+    if words[-1] in FUNCTION_WORDS | ADJECTIVES:
+        flaws.append(f"ends on {words[-1]!r}")
+    return flaws
 
 
 def classification_scores(predicted: Sequence[int], gold: Sequence[int], n_classes: int

@@ -22,7 +22,6 @@ from seqgen.cli.common import (
     Embed,
     Hidden,
     Layers,
-    NoRepeatNgram,
     Precision,
     command,
     given_options,
@@ -33,11 +32,12 @@ from seqgen.cli.common import (
     train_config,
     training_options,
 )
+from seqgen.config import CAPTION_ALPHA, CaptionConfig
 from seqgen.config import CAPTION_TRAINING as PRESET
-from seqgen.config import CaptionConfig
 
-CAPTION_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "attention", "alpha_c")
+CAPTION_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "attention", "alpha_c", "start")
 DEFAULT_ATTENTION = "soft"  # chosen by measurement: see the README's captioning benchmarks
+DEFAULT_START = "zero"  # the same: photos unlike the training set's get sentences
 
 CaptionFormat = Annotated[str, typer.Option(
     "--format", help="Caption file layout: auto, coco, karpathy, flickr8k, csv or jsonl.")]
@@ -88,6 +88,9 @@ def train_caption_cmd(
     alpha_c: Annotated[float, typer.Option(
         "--alpha-c", help="Weight of the doubly stochastic attention regulariser (soft): "
         "every region should be looked at over a caption.")] = CaptionConfig.alpha_c,
+    start: Annotated[str, typer.Option(
+        "--start", help="soft: the decoder's first state: zero, or computed from the mean "
+        "region (image, as in Xu et al.).")] = DEFAULT_START,
     cell: Cell = CaptionConfig.cell,
     layers: Layers = CaptionConfig.layers,
     hidden: Hidden = CaptionConfig.hidden,
@@ -120,11 +123,13 @@ def caption_cmd(
         "--n-best", help="Captions per image, with their log-probabilities.")] = 1,
     temp: Annotated[float, typer.Option(
         "--temp", help="Sample at this temperature instead of searching (0: search).")] = 0.0,
-    alpha: Alpha = 0.0,
+    alpha: Alpha = CAPTION_ALPHA,
     max_len: Annotated[int, typer.Option("--max-len", help="Words per caption at most.")] = 20,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable samples.")
                     ] = None,
-    no_repeat_ngram: NoRepeatNgram = 0,
+    no_repeat_ngram: Annotated[int | None, typer.Option(
+        "--no-repeat-ngram", help="No caption repeats one of its n-grams (0: off; default: "
+        "the shortest n the training captions almost never repeat).")] = None,
     plot_attention: Annotated[Path | None, typer.Option(
         "--plot-attention", help="Save where the model looked before each word, one panel "
         "per word (attention models; needs matplotlib: pip install 'seqgen[plots]'). With "
@@ -149,7 +154,9 @@ def caption_cmd(
             sys.stderr.write(f"attention of {r.image} saved to {target}\n")
     if as_json:
         out.print(json.dumps([{"image": r.image, "captions": [
-            {"caption": text, "logprob": round(lp, 4)} for text, lp in r.captions]}
+            {"caption": text, "logprob": round(lp, 4), "ended": ended}
+            for (text, lp), ended in zip(r.captions, r.ended)],
+            **({"novelty": r.novelty} if r.novelty else {})}
             for r in results], ensure_ascii=False), markup=False)
     else:
         for r in results:
@@ -160,6 +167,12 @@ def caption_cmd(
                 out.print(r.image, markup=False)
                 for text, lp in r.captions:
                     out.print(f"  {lp:8.3f}  {text}", markup=False)
+    for r in results:
+        if r.novelty and r.novelty["unfamiliar"]:
+            sys.stderr.write(f"note: {r.image} is farther from the training images than every "
+                             f"validation image (distance {r.novelty['distance']:.3f}, the "
+                             f"farthest {model.novelty.threshold:.3f}): its caption may not "
+                             "fit it\n")
     for path, why in skipped:
         sys.stderr.write(f"skipped {path}: {why}\n")
 
@@ -194,6 +207,7 @@ def evaluate_caption_cmd(
     for n in (1, 2, 3, 4):
         table.add_row(f"BLEU-{n}", f"{metrics[f'bleu{n}']:.2f}")
     table.add_row("distinct captions", f"{metrics['distinct']:.0%}")
+    table.add_row("complete sentences", f"{metrics['complete']:.0%}")
     table.add_row("images", f"{metrics['images']:,} ({metrics['split']} split)")
     if metrics["skipped"]:
         table.add_row("unreadable images", str(metrics["skipped"]))

@@ -68,6 +68,58 @@ def encode_caption(tokenizer: WordTokenizer, text: str) -> list[int]:
     return tokenizer.encode(normalize_caption(text))
 
 
+END_SHARE = 0.02  # a word that ends fewer of the training captions it is in never ends one
+USES_QUANTILE = 0.99  # a caption uses a word at most as often as 99% of those with it do
+REPEAT_SHARE = 0.01  # n-grams fewer training captions than this repeat are never repeated
+
+
+@dataclass
+class CaptionHabits:
+    """What the training captions (almost) never do, which a generated caption must not do
+    either: end on "a", "of", "and" or "red" (it stopped mid-phrase: "a man is running on a
+    red"), or use a word more often than nearly any of them ("a white dog on a white dog
+    with a white ball"), or repeat an n-gram ("a man in a red shirt in a red shirt"; the
+    shortest n that under 1% of them repeat, 0 for none)."""
+
+    no_end_after: frozenset[int] = frozenset()
+    max_uses: dict[int, int] = field(default_factory=dict)
+    no_repeat_ngram: int = 0
+
+    @classmethod
+    def learn(cls, tokenizer: WordTokenizer, captions: Sequence[str]) -> CaptionHabits:
+        seen: Counter[int] = Counter()
+        ends: Counter[int] = Counter()
+        uses: dict[int, list[int]] = {}
+        for caption in captions:
+            ids = encode_caption(tokenizer, caption)
+            seen.update(ids)
+            if ids:
+                ends[ids[-1]] += 1
+            for token, n in Counter(ids).items():
+                uses.setdefault(token, []).append(n)
+        limits = {t: sorted(ns)[int(USES_QUANTILE * (len(ns) - 1))] for t, ns in uses.items()}
+        encoded = [encode_caption(tokenizer, c) for c in captions]
+        n_gram = next((n for n in range(2, 7) if sum(_repeats(ids, n) for ids in encoded)
+                       < REPEAT_SHARE * max(1, len(encoded))), 0)
+        return cls(frozenset(t for t, n in seen.items() if ends[t] < END_SHARE * n), limits,
+                   n_gram)
+
+    def to_dict(self) -> dict:
+        return {"no_end_after": sorted(self.no_end_after), "max_uses": dict(self.max_uses),
+                "no_repeat_ngram": self.no_repeat_ngram}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> CaptionHabits:
+        return cls(frozenset(saved.get("no_end_after", ())),
+                   {int(t): int(n) for t, n in saved.get("max_uses", {}).items()},
+                   int(saved.get("no_repeat_ngram", 0)))
+
+
+def _repeats(ids: Sequence[int], n: int) -> bool:
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
 # ------------------------------------------------------------------ caption files
 def detect_format(path: Path, text: str) -> str:
     stripped = text.lstrip()

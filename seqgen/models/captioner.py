@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from seqgen.config import CaptionConfig
+from seqgen.data.captions import CaptionHabits
+from seqgen.data.novelty import Novelty
 from seqgen.models.attention import Attention
 from seqgen.models.encoders import image_grid
 from seqgen.models.recurrent import make_cell, make_rnn, select_batch
@@ -32,6 +34,10 @@ class Captioner(nn.Module):
         self.out = nn.Linear(config.hidden, config.vocab_size)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.out.bias)
+        # Learned from the training data and kept in the checkpoint beside the weights: what
+        # a caption must not do, and the reference for how unfamiliar a photo is.
+        self.habits = CaptionHabits()
+        self.novelty: Novelty | None = None
 
     @property
     def encoder_trainable(self) -> bool:
@@ -54,6 +60,10 @@ class Captioner(nn.Module):
             groups.append({"params": [p for p in self.encoder.parameters() if p.requires_grad],
                            "lr": enc_lr})
         return groups
+
+    def encoded(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, H, W) → what this decoder reads: regions, or pooled features."""
+        return self.encode(images, grid=self.config.attention == "soft")
 
     def encode(self, images: torch.Tensor, grid: bool) -> torch.Tensor:
         """Images (B, 3, H, W) → the grid as regions (B, L, D), or pooled features (B, F)."""
@@ -113,8 +123,9 @@ class ShowAttendTell(Captioner):
         D, H = c.grid_dim, c.hidden
         self.lstm = c.cell == "lstm"
         self.region_norm = nn.LayerNorm(D)  # regions of any backbone, scaled alike
-        self.init_h = nn.Linear(D, H * c.layers)
-        self.init_c = nn.Linear(D, H * c.layers) if self.lstm else None
+        from_image = c.start == "image"
+        self.init_h = nn.Linear(D, H * c.layers) if from_image else None
+        self.init_c = nn.Linear(D, H * c.layers) if from_image and self.lstm else None
         self.attention = Attention("additive", D, H, H)
         self.gate = nn.Linear(H, D)
         self.cells = nn.ModuleList(make_cell(c.cell, c.embed + D if i == 0 else H, H)
@@ -127,11 +138,16 @@ class ShowAttendTell(Captioner):
 
     def start(self, images: torch.Tensor):
         """Decoding state: the regions, their attention keys, and the recurrent state
-        ((layers, B, H) each) computed from the mean region."""
+        ((layers, B, H) each): zeros (``start`` "zero"), or computed from the mean region.
+        A photo unlike the training images gives a mean region, and so a first state, the
+        decoder never saw; from zeros it sees the photo only through its attention."""
         regions = self.regions(images)
         keys = self.attention.keys(regions)
-        mean = regions.mean(1)
         layers, B = self.config.layers, regions.size(0)
+        if self.init_h is None:
+            zeros = regions.new_zeros(layers, B, self.config.hidden)
+            return regions, keys, zeros, zeros if self.lstm else None
+        mean = regions.mean(1)
 
         def initial(linear: nn.Linear) -> torch.Tensor:
             return torch.tanh(linear(mean)).float().view(B, layers, -1).transpose(0, 1)

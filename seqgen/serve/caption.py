@@ -34,7 +34,7 @@ def routes(api) -> None:
     from fastapi import HTTPException, Query, Request
 
     from seqgen.data.images import eval_transform
-    from seqgen.tasks.caption import MAX_LEN, caption_attention, decode_images
+    from seqgen.tasks.caption import MAX_LEN, caption_attention, decode_images, encoded
 
     api.upload("/caption")
 
@@ -54,9 +54,13 @@ def routes(api) -> None:
         def work(expired) -> dict[str, Any]:
             picture = _picture(body, api.limits.max_pixels)
             tensor = eval_transform(served.spec)(picture)
-            best = decode_images(served.model, tensor.unsqueeze(0), beam, max_len=max_len)[0][0]
+            features = encoded(served.model, tensor.unsqueeze(0))
+            best = decode_images(served.model, features, beam, max_len=max_len)[0][0]
             result: dict[str, Any] = {"caption": served.tokenizer.decode(best.tokens),
                                       "logprob": round(best.logprob, 4)}
+            if served.model.novelty:
+                result["novelty"] = served.model.novelty.describe(
+                    float(served.model.novelty.distances(features)[0]))
             if attention and served.model.config.attention == "soft":
                 maps = caption_attention(served.model, tensor, best.tokens)
                 result["attention"] = [

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from seqgen.config import (
+    CAPTION_ALPHA,
     CaptionConfig,
     TrainConfig,
     check_choice,
@@ -24,6 +25,7 @@ from seqgen.config import (
 from seqgen.data.captions import (
     FORMATS,
     CaptionBatches,
+    CaptionHabits,
     ImageCaptions,
     encode_caption,
     mirror_ids,
@@ -39,9 +41,12 @@ from seqgen.data.images import (
     train_transform,
     try_load_image,
 )
+from seqgen.data.novelty import Novelty
 from seqgen.data.text import default_cache_dir, writable_folder
 from seqgen.decoding import (
     Hypothesis,
+    ban_end_after,
+    ban_repeat_of_last,
     ban_tokens,
     beam_search,
     check_alpha,
@@ -50,7 +55,7 @@ from seqgen.decoding import (
     sample_search,
 )
 from seqgen.errors import SeqgenWarning, UserError
-from seqgen.metrics import corpus_bleu
+from seqgen.metrics import corpus_bleu, sentence_flaws
 from seqgen.models.building import (
     from_checkpoint,
 )
@@ -67,7 +72,8 @@ from seqgen.training import FitResult
 TASK = "caption"
 MAX_LEN = 20
 NEVER = (PAD_ID, UNK_ID, BOS_ID)  # tokens a caption never holds
-EARLIER_RUNS = {"attention": "none", "alpha_c": 0.0}  # what runs of earlier versions were
+# What runs of earlier versions were.
+EARLIER_RUNS = {"attention": "none", "alpha_c": 0.0, "start": "image"}
 PRELOAD_BYTES = 512 * 2**20  # keep transformed training images in memory up to this
 
 
@@ -99,13 +105,19 @@ class EncoderOptions:
 
 # ------------------------------------------------------------------ decoding
 def decode_images(model: Captioner, images: torch.Tensor, beam: int = 3, n_best: int = 1,
-                  temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
+                  temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = CAPTION_ALPHA,
                   generator: torch.Generator | None = None, batch_size: int = 64,
-                  no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
+                  no_repeat_ngram: int | None = None) -> list[list[Hypothesis]]:
     """Captions of images or features: beam search (beam > 1), greedy, or sampling
-    (temperature > 0, ``n_best`` samples each)."""
+    (temperature > 0, ``n_best`` samples each). A caption never repeats the word before,
+    and never does what the training captions do not (``model.habits``; ``no_repeat_ngram``
+    None: the n they never repeat)."""
     device = next(model.parameters()).device
-    step = ban_tokens(model.step, NEVER)
+    step = ban_end_after(ban_repeat_of_last(ban_tokens(model.step, NEVER)), EOS_ID,
+                         {BOS_ID, *model.habits.no_end_after})
+    max_uses = model.habits.max_uses
+    if no_repeat_ngram is None:
+        no_repeat_ngram = model.habits.no_repeat_ngram
     results: list[list[Hypothesis]] = []
     was_training = model.training
     model.eval()
@@ -120,18 +132,32 @@ def decode_images(model: Captioner, images: torch.Tensor, beam: int = 3, n_best:
                     repeat))
                 hyps = sample_search(step, state, B * repeat, BOS_ID, EOS_ID, max_len, device,
                                      temperature=temperature, generator=generator,
-                                     no_repeat_ngram=no_repeat_ngram)
+                                     no_repeat_ngram=no_repeat_ngram, max_uses=max_uses)
                 for b in range(B):
                     group = hyps[b * repeat:(b + 1) * repeat]
-                    results.append(sorted(group, key=lambda h: h.logprob, reverse=True))
+                    results.append(sorted(group, key=lambda h: (h.finished, h.logprob),
+                                          reverse=True))
             elif beam > 1:
                 results += beam_search(step, model.reorder, state, B, BOS_ID, EOS_ID, max_len,
-                                       beam, alpha, n_best, device, no_repeat_ngram)
+                                       beam, alpha, n_best, device, no_repeat_ngram,
+                                       max_uses)
             else:
-                results += [[h] for h in sample_search(step, state, B, BOS_ID, EOS_ID, max_len,
-                                                       device, no_repeat_ngram=no_repeat_ngram)]
+                results += [[h] for h in sample_search(
+                    step, state, B, BOS_ID, EOS_ID, max_len, device,
+                    no_repeat_ngram=no_repeat_ngram, max_uses=max_uses)]
     model.train(was_training)
     return results
+
+
+def encoded(model: Captioner, images: torch.Tensor) -> torch.Tensor:
+    """Transformed images → the features the decoder reads, computed once for decoding and
+    for the novelty check."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        features = model.encoded(images.to(next(model.parameters()).device))
+    model.train(was_training)
+    return features
 
 
 def bleu_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
@@ -306,9 +332,12 @@ def train_caption(
     data_meta = {"format": fmt, "options": to_dict(data_options),
                  "encoder_options": to_dict(encoder_options), "max_len": max_len,
                  "files": [str(caption_file.resolve()), f"images: {images_dir.resolve()}"]}
+    # With a frozen encoder the features are final: the reference of how unfamiliar a photo is.
+    novelty = Novelty.fit(train_images, val_images) if use_features else None
     return fit_captioner(run, encoder, info, trainable, encoder_options.encoder_lr, tokenizer,
                          train_data, val, model_options, data_meta,
-                         "cached features" if use_features else "")
+                         [c for e in train_entries for c in e.captions],
+                         "cached features" if use_features else "", novelty)
 
 
 def feature_cache(cache_dir: Path | None, encoder, info) -> FeatureCache | None:
@@ -399,21 +428,27 @@ def validation_data(images: torch.Tensor, captions: Sequence[Sequence[str]],
 
 def fit_captioner(run: Run, encoder, info, trainable: bool, encoder_lr: float | None,
                   tokenizer: Tokenizer, train_data, val: DecodedValidation, model_options: dict,
-                  data_meta: dict, note: str = "") -> FitResult:
+                  data_meta: dict, captions: Sequence[str], note: str = "",
+                  novelty: Novelty | None = None) -> FitResult:
     """Build the captioner (``--attention``) around ``encoder`` and train it as ``run`` on any
-    batch source (caption files, or scenes drawn on the fly)."""
+    batch source (caption files, or scenes drawn on the fly); ``captions`` (training text)
+    tell which words never end one."""
     c = run.config
     config = from_dict(CaptionConfig, {
         **model_options, "vocab_size": tokenizer.vocab_size, "feature_dim": info.feature_dim,
         "encoder": info.name, "finetune_encoder": trainable, "grid_dim": info.grid_shape[0],
         "encoder_lr": encoder_lr or (c.lr / 10 if info.pretrained else c.lr)})
     model = run.build(lambda: build_captioner(config, encoder))
+    model.habits = CaptionHabits.learn(tokenizer, captions)
+    model.novelty = novelty
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
     meta = {
         "model_config": to_dict(config),
         "tokenizer": tokenizer.to_dict(),
         "data": {"transform": info.spec.to_dict(), "encoder_weights": info.weights_id,
                  **data_meta},
+        "caption": {"habits": model.habits.to_dict(),
+                    "novelty": novelty.to_dict() if novelty else None},
     }
     task = CaptionTask(tokenizer, MAX_LEN,
                        alpha_c=config.alpha_c if config.attention == "soft" else 0.0)
@@ -451,6 +486,10 @@ def load_captioner(checkpoint: str | Path, device: str = "auto"
                            {"tokenizer": "vocab_size"})
     spec = from_checkpoint(checkpoint, "image transform", lambda: TransformSpec.from_dict(
         trained.data["data"]["transform"]))
+    learned = trained.data.get("caption") or {}  # runs of earlier versions have none
+    trained.model.habits = CaptionHabits.from_dict(learned.get("habits", {}))
+    if learned.get("novelty"):
+        trained.model.novelty = Novelty.from_dict(learned["novelty"])
     return trained.model, trained.tokenizers["tokenizer"], spec, trained.data
 
 
@@ -473,12 +512,15 @@ def load_caption_model(checkpoint: str | Path, device: str = "auto"
 class Captioned:
     image: str
     captions: list[tuple[str, float]]  # text, log-probability; best first
+    ended: list[bool]  # each caption ended with the end token (not cut at --max-len)
+    novelty: dict | None = None  # how far from the training images (``Novelty.describe``)
 
 
 def caption_files(model: Captioner, tokenizer: Tokenizer, spec: TransformSpec,
                   paths: Sequence[Path], beam: int = 3, n_best: int = 1,
-                  temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = 0.0,
-                  seed: int | None = None, batch_size: int = 16, no_repeat_ngram: int = 0,
+                  temperature: float = 0.0, max_len: int = MAX_LEN, alpha: float = CAPTION_ALPHA,
+                  seed: int | None = None, batch_size: int = 16,
+                  no_repeat_ngram: int | None = None,
                   ) -> tuple[list[Captioned], list[tuple[str, str]]]:
     """Caption image files; returns the captions, and the files that could not be read with
     the reason."""
@@ -486,7 +528,8 @@ def caption_files(model: Captioner, tokenizer: Tokenizer, spec: TransformSpec,
         raise UserError("--beam, --n-best and --max-len must be positive")
     check_sampling(temperature)
     check_alpha(alpha)
-    check_no_repeat(no_repeat_ngram)
+    if no_repeat_ngram is not None:
+        check_no_repeat(no_repeat_ngram)
     if temperature == 0 and n_best > beam:
         raise UserError(f"--n-best {n_best} needs --beam {n_best} or more (or sampling, --temp)")
     generator = None
@@ -505,11 +548,14 @@ def caption_files(model: Captioner, tokenizer: Tokenizer, spec: TransformSpec,
             tensors.append(transform(image))
         if not tensors:
             continue
-        hyps = decode_images(model, torch.stack(tensors), beam, n_best, temperature, max_len,
+        features = encoded(model, torch.stack(tensors))
+        hyps = decode_images(model, features, beam, n_best, temperature, max_len,
                              alpha, generator, no_repeat_ngram=no_repeat_ngram)
-        for name, group in zip(names, hyps):
+        novelty = ([model.novelty.describe(float(d)) for d in model.novelty.distances(features)]
+                   if model.novelty else [None] * len(names))
+        for name, group, far in zip(names, hyps, novelty):
             results.append(Captioned(name, [(tokenizer.decode(h.tokens), h.logprob)
-                                            for h in group]))
+                                            for h in group], [h.finished for h in group], far))
     if not results:
         reasons = "; ".join(f"{path}: {why}" for path, why in skipped[:3])
         raise UserError(f"no readable image among the {len(paths)} given ({reasons})")
@@ -538,19 +584,22 @@ def evaluate_captions(checkpoint: str | Path, caption_file: str | Path,
     results, skipped = caption_files(model, tokenizer, spec,
                                      [images_dir / e.image for e in entries], beam)
     by_path = {r.image: r for r in results}
-    hyps, refs, examples = [], [], []
+    hyps, refs, examples, ended = [], [], [], []
     for e in entries:
         r = by_path.get(str(images_dir / e.image))
         if r is None:
             continue
         hyps.append(normalize_caption(r.captions[0][0]))
+        ended.append(r.ended[0])
         refs.append([normalize_caption(c) for c in e.captions])
         if len(examples) < n_examples:
             examples.append({"image": e.image, "caption": r.captions[0][0],
                              "references": e.captions[:3]})
     # Stock sentences: a captioner that says the same thing of many photos scores fewer here.
     distinct = len(set(hyps)) / max(1, len(hyps))
-    return {**bleu_scores(hyps, refs), "distinct": distinct, "images": len(hyps),
+    complete = sum(not sentence_flaws(h, e) for h, e in zip(hyps, ended)) / max(1, len(hyps))
+    return {**bleu_scores(hyps, refs), "distinct": distinct, "complete": complete,
+            "images": len(hyps),
             "skipped": len(skipped), "split": split, "examples": examples}
 
 
