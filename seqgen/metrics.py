@@ -76,7 +76,8 @@ def sentence_flaws(caption: str, ended: bool = True) -> list[str]:
     cut = [] if ended else ["cut at the length limit"]
     flaws = cut + [f"{w!r} three times" for w in sorted(set(words))
              if w not in FUNCTION_WORDS and words.count(w) >= 3]
-    flaws += [f"{a!r} twice in a row" for a, b in zip(words, words[1:]) if a == b]
+    flaws += [f"{w!r} twice in a row" for w in sorted({a for a, b in zip(words, words[1:])
+                                                       if a == b})]
     if words[-1] in FUNCTION_WORDS | ADJECTIVES:
         flaws.append(f"ends on {words[-1]!r}")
     return flaws
