@@ -90,15 +90,14 @@ class CaptionHabits:
         seen: Counter[int] = Counter()
         ends: Counter[int] = Counter()
         uses: dict[int, list[int]] = {}
-        for caption in captions:
-            ids = encode_caption(tokenizer, caption)
+        encoded = [encode_caption(tokenizer, c) for c in captions]
+        for ids in encoded:
             seen.update(ids)
             if ids:
                 ends[ids[-1]] += 1
             for token, n in Counter(ids).items():
                 uses.setdefault(token, []).append(n)
         limits = {t: sorted(ns)[int(USES_QUANTILE * (len(ns) - 1))] for t, ns in uses.items()}
-        encoded = [encode_caption(tokenizer, c) for c in captions]
         n_gram = next((n for n in range(2, 7) if sum(_repeats(ids, n) for ids in encoded)
                        < REPEAT_SHARE * max(1, len(encoded))), 0)
         return cls(frozenset(t for t, n in seen.items() if ends[t] < END_SHARE * n), limits,

@@ -41,7 +41,7 @@ class Novelty:
         """From training and validation features (regions or pooled); an even sample of the
         training set is kept."""
         rows = torch.linspace(0, len(train) - 1, min(sample, len(train))).round().long()
-        picked = torch.cat([pooled(train[int(i)].unsqueeze(0)) for i in rows])
+        picked = torch.cat([pooled(train[chunk]) for chunk in rows.split(CHUNK)])
         centre = picked.mean(0)
         novelty = cls(centre, _unit(picked - centre).half(), [])
         novelty.val_distances = sorted(novelty.distances(val).tolist())
