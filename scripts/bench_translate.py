@@ -276,6 +276,8 @@ def bench_joeynmt(time_budget: str, n_heldout: int, seed: int, extra: list[str])
     """JoeyNMT for the budget, then seqgen's defaults for the same budget, one after the
     other on the same split; both decode dev.tsv's sources with their own beam search and
     are scored by sacrebleu against all of dev's references, detokenised."""
+    import yaml  # JoeyNMT's own dependency
+
     from seqgen.config import parse_duration
     from seqgen.metrics import corpus_bleu, corpus_chrf
 
@@ -284,8 +286,9 @@ def bench_joeynmt(time_budget: str, n_heldout: int, seed: int, extra: list[str])
     python = joey_python()
     budget = parse_duration(time_budget)
     model_dir = folder / "model"
-    config = folder / "config.yaml"  # YAML reads JSON
-    config.write_text(json.dumps(joey_config(folder / "data", model_dir, 64), indent=1))
+    config = folder / "config.yaml"
+    # PyYAML, which JoeyNMT reads with, takes JSON's 1e-06 for a string: write YAML
+    config.write_text(yaml.safe_dump(joey_config(folder / "data", model_dir, 64)))
     print(f"$ timeout -s INT {budget:.0f} joeynmt train {config}", flush=True)
     start = time.perf_counter()
     with open(folder / "train.out", "w") as log:
@@ -297,7 +300,7 @@ def bench_joeynmt(time_budget: str, n_heldout: int, seed: int, extra: list[str])
         print("JoeyNMT never validated: decoding its last weights", flush=True)
         settings = joey_config(folder / "data", model_dir, 64)
         settings["testing"]["load_model"] = str(model_dir / "latest.ckpt")
-        config.write_text(json.dumps(settings, indent=1))
+        config.write_text(yaml.safe_dump(settings))
     start = time.perf_counter()
     with open(folder / "test.out", "w") as log:
         subprocess.run([str(python), "-c", JOEY_MAIN, "test", str(config), "-o",
