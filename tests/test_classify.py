@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import SHARED_DATA, invoke
 
+from seqgen.calibration import expected_calibration_error, fit_temperature, with_temperature
 from seqgen.config import ClassifierConfig
 from seqgen.data.labelled import (
     LabelledData,
@@ -18,7 +19,7 @@ from seqgen.data.vectors import read_vectors
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
 from seqgen.models.classifier import SequenceClassifier
-from seqgen.tasks.classify import ClassifyTask, balanced_weights
+from seqgen.tasks.classify import ClassifyTask, balanced_weights, load_classifier
 
 TINY = ["--hidden", "16", "--embed", "16", "--quiet", "--device", "cpu"]
 
@@ -289,3 +290,58 @@ def test_train_classify_reads_one_file_per_class(tmp_path):
     assert result.exit_code == 0, result.output
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert saved["labels"] == ["neg", "pos"] and saved["run"]["class_weights"] == "auto"
+
+
+# ------------------------------------------------------------------------- calibration
+def test_the_calibration_error_weighs_each_bins_gap_by_its_share():
+    probs = torch.tensor([[0.1, 0.9], [0.1, 0.9], [0.4, 0.6], [0.6, 0.4]])
+    # bin of 0.9: two predictions, one right (gap 0.4); bin of 0.6: two, both right (0.4)
+    assert expected_calibration_error(probs, [1, 0, 1, 0]) == pytest.approx(0.4)
+    assert expected_calibration_error(probs, [1, 1, 1, 0]) == pytest.approx(
+        (2 * 0.1 + 2 * 0.4) / 4)
+
+
+def test_temperature_scaling_recovers_the_temperature_the_labels_were_drawn_with():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4000, 3, generator=generator) * 4
+    gold = torch.multinomial((logits / 2.5).softmax(-1), 1, generator=generator)[:, 0].tolist()
+    over_confident = logits.softmax(-1)
+    temperature = fit_temperature(over_confident, gold)
+    assert temperature == pytest.approx(2.5, rel=0.1)
+    calibrated = with_temperature(over_confident, temperature)
+    assert torch.equal(calibrated.argmax(-1), over_confident.argmax(-1))
+    assert expected_calibration_error(calibrated, gold) < 0.5 * expected_calibration_error(
+        over_confident, gold)
+
+
+def test_training_stores_a_temperature_that_classify_applies(toy_tsv, tmp_path):
+    """Trained to certainty on clean data, the model meets validation labels of which one in
+    five is flipped: the temperature fitted for its last weights softens what every command
+    gives."""
+    rows = toy_rows()
+    noisy = tmp_path / "noisy.tsv"
+    noisy.write_text("label\ttext\n" + "".join(
+        f"{('neg' if y == 'pos' else 'pos') if i % 5 == 0 else y}\t{t}\n"
+        for i, (y, t) in enumerate(rows)), encoding="utf-8")
+    out = tmp_path / "run"
+    assert invoke("train-classify", toy_tsv, "--val-file", noisy, "--out", out, "--max-steps",
+                  300, "--batch-size", 10, "--lr", 0.02, "--dropout", 0, *TINY).exit_code == 0
+    for name in ("best.pt", "last.pt"):  # best.pt: an earlier, less certain model
+        stored = torch.load(out / name, weights_only=True)["calibration"]
+        assert stored["ece_after"] < stored["ece_before"] and stored["examples"] == 50
+    last = out / "last.pt"
+    report = json.loads(invoke("evaluate-classify", noisy, "-c", last,
+                               "--json").stdout)
+    assert report["temperature"] > 1.5 and report["ece"] < report["ece_uncalibrated"]
+    assert report["confidently_wrong"][0]["probability"] < 0.95
+    shown = invoke("evaluate-classify", noisy, "-c", last).stdout
+    assert f"temperature {report['temperature']:.2f} fitted on validation" in shown
+
+    classifier, _ = load_classifier(last, "cpu")
+    classifier.temperature = 1.0
+    raw = classifier.probabilities(["a superb story"])
+    said = invoke("classify", "a superb story", "-c", last, "--json").stdout
+    top = json.loads(said)["labels"][0]["probability"]
+    assert top == pytest.approx(float(with_temperature(raw, report["temperature"]).max()),
+                                abs=1e-3)
+    assert top < float(raw.max())

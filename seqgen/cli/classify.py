@@ -303,8 +303,9 @@ def evaluate_classify_cmd(
     encoding: Encoding = "utf-8",
     as_json: AsJson = False,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision and recall, the confusion matrix and the most
-    confidently wrong examples of a classifier on labelled data."""
+    """Accuracy, macro-F1, per-class precision and recall, the confusion matrix, the expected
+    calibration error and the most confidently wrong examples of a classifier on labelled
+    data."""
     from seqgen.tasks.classify import evaluate_classifier, load_classifier
 
     if examples < 0:
@@ -319,6 +320,10 @@ def evaluate_classify_cmd(
     labels = report["labels"]
     out.print(f"accuracy {report['accuracy']:.2%}   macro-F1 {report['macro_f1']:.2%}   "
               f"({report['examples']:,} examples)", markup=False)
+    calibrated = (f" (temperature {report['temperature']:.2f} fitted on validation; "
+                  f"{report['ece_uncalibrated']:.1%} before)" if report["temperature"] != 1
+                  else " (uncalibrated: the checkpoint holds no temperature)")
+    out.print(f"expected calibration error {report['ece']:.1%}{calibrated}", markup=False)
     table = Table("class", "precision", "recall", "F1", "support", box=None)
     for label, c in zip(labels, report["per_class"]):
         table.add_row(Text(label), f"{c['precision']:.2%}", f"{c['recall']:.2%}",

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from seqgen.checkpoint import load_checkpoint
+from seqgen.calibration import expected_calibration_error, fit_temperature, with_temperature
+from seqgen.checkpoint import load_checkpoint, save_checkpoint
 from seqgen.config import ClassifierConfig, TrainConfig, check_choice, from_dict, to_dict
 from seqgen.data.batching import LengthBatches, pad_batch, records_digest
 from seqgen.data.labelled import LabelledData, label_ids, ordered_labels, split_labelled
@@ -77,14 +78,16 @@ def balanced_weights(labels: Sequence[int], n_classes: int) -> list[float]:
 
 
 @torch.no_grad()
-def predict(model: SequenceClassifier, batches: LabelledBatches) -> torch.Tensor:
-    """Class probabilities (N, C) in the data's order, computed over sorted batches."""
+def predict(model: SequenceClassifier, batches: LabelledBatches, temperature: float = 1.0
+            ) -> torch.Tensor:
+    """Class probabilities (N, C) in the data's order, computed over sorted batches, of the
+    logits divided by ``temperature`` (see ``seqgen.calibration``)."""
     device = device_of(model)
     probs, order = [], []
     for index in batches.index_batches(0):
         tokens, lengths, _ = batches.make_batch(index)
         logits = model(tokens.to(device), lengths)
-        probs.append(logits.float().softmax(-1).cpu())
+        probs.append((logits.float() / temperature).softmax(-1).cpu())
         order.extend(index)
     out = torch.empty(len(order), probs[0].size(1)) if probs else torch.empty(0, 0)
     if probs:
@@ -130,12 +133,13 @@ class ClassifyTask:
 
 
 class Classifier:
-    """A trained model, its tokenizer and its class names, ready for batches of texts."""
+    """A trained model, its tokenizer and its class names, ready for batches of texts;
+    ``temperature`` is the one calibrated on validation after training."""
 
     def __init__(self, model: SequenceClassifier, tokenizer: Tokenizer, labels: list[str],
-                 max_len: int | None = None):
+                 max_len: int | None = None, temperature: float = 1.0):
         self.model, self.tokenizer, self.labels = model, tokenizer, labels
-        self.max_len = max_len
+        self.max_len, self.temperature = max_len, temperature
 
     @torch.no_grad()
     def probabilities(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
@@ -146,7 +150,7 @@ class Classifier:
         self.model.eval()
         ids, _ = encode_texts(texts, self.tokenizer, self.max_len)
         probs = predict(self.model, LabelledBatches(ids, [0] * len(ids), batch_size,
-                                                    shuffle=False))
+                                                    shuffle=False), self.temperature)
         self.model.train(was_training)
         return probs
 
@@ -307,9 +311,42 @@ def train_classify(
     task = ClassifyTask(labels, tokenizer, weights, val_data.texts[:3])
     val = LabelledBatches(val_ids, val_y, max(64, config.batch_size), shuffle=False)
     c = model_config
-    return run.fit(model, task, batches, val, meta,
-                   f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell}, "
-                   f"{c.pool} pooling")
+    result = run.fit(model, task, batches, val, meta,
+                     f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell}, "
+                     f"{c.pool} pooling")
+    calibrate_run(run, val_data.inputs, val_y)
+    return result
+
+
+def calibrate_run(run: Run, inputs: Sequence, gold: list[int]) -> None:
+    """After training, each checkpoint's temperature, fitted on the validation examples and
+    stored in it (its weights stay as they are), so that ``classify`` and ``serve`` give
+    calibrated probabilities; of text and of series classifiers alike."""
+    if run.trainer is None or not run.trainer.world.main:
+        return
+    for name in ("best.pt", "last.pt"):
+        path = run.out_dir / name
+        if not path.is_file():
+            continue
+        classifier, saved = load_classifier(path, str(run.device))
+        classifier.temperature = 1.0  # fitted afresh: a resumed run's weights have moved
+        probs = classifier.probabilities(inputs)
+        temperature = fit_temperature(probs, gold)
+        before = expected_calibration_error(probs, gold)
+        after = expected_calibration_error(with_temperature(probs, temperature), gold)
+        save_checkpoint(path, {**saved, "calibration": {
+            "temperature": temperature, "examples": len(gold), "ece_before": before,
+            "ece_after": after}})
+        if name == "best.pt":
+            run.reporter.message(f"calibrated on the {len(gold):,} validation examples: "
+                                 f"temperature {temperature:.2f}, expected calibration error "
+                                 f"{before:.1%} → {after:.1%}")
+
+
+def saved_temperature(saved: dict) -> float:
+    """The checkpoint's calibrated temperature (1 for a run of an earlier seqgen)."""
+    value = (saved.get("calibration") or {}).get("temperature", 1.0)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
 
 def load_classifier(checkpoint: str | Path, device: str = "auto") -> tuple[Classifier, dict]:
@@ -327,14 +364,15 @@ def load_classifier(checkpoint: str | Path, device: str = "auto") -> tuple[Class
             and len(labels) == trained.config.outputs):
         raise UserError(f"{checkpoint} does not hold the class names of its model")
     max_len = (trained.data.get("data") or {}).get("text_options", {}).get("max_len")
-    return Classifier(trained.model, trained.tokenizers["tokenizer"], labels, max_len), \
-        trained.data
+    return Classifier(trained.model, trained.tokenizers["tokenizer"], labels, max_len,
+                      saved_temperature(trained.data)), trained.data
 
 
 def evaluate_classifier(classifier, data, batch_size: int = 256, n_wrong: int = 5) -> dict:
     """Accuracy, macro-F1, each class's precision/recall/F1, the confusion matrix (rows: the
-    true class) and the examples the model got wrong most confidently; of a text classifier
-    on labelled text or of a series classifier on labelled series."""
+    true class), the expected calibration error of the probabilities as given (calibrated)
+    and before calibration, and the examples the model got wrong most confidently; of a text
+    classifier on labelled text or of a series classifier on labelled series."""
     if len(data) == 0:
         raise UserError("no examples to evaluate")
     gold = label_ids(data, classifier.labels, "evaluation data")
@@ -343,8 +381,13 @@ def evaluate_classifier(classifier, data, batch_size: int = 256, n_wrong: int = 
     scores = classification_scores(predicted, gold, len(classifier.labels))
     wrong = sorted((i for i in range(len(gold)) if predicted[i] != gold[i]),
                    key=lambda i: -float(probs[i, predicted[i]]))[:n_wrong]
+    temperature = classifier.temperature
     return {
         **scores,
+        "ece": expected_calibration_error(probs, gold),
+        "ece_uncalibrated": expected_calibration_error(
+            with_temperature(probs, 1 / temperature), gold),
+        "temperature": temperature,
         "labels": classifier.labels,
         "examples": len(gold),
         "confidently_wrong": [{"text": data.texts[i], "label": classifier.labels[gold[i]],

@@ -67,6 +67,7 @@ class SignalClassifier:
     model: torch.nn.Module
     labels: list[str]
     znormalise: bool
+    temperature: float = 1.0  # calibrated on validation after training
 
     @torch.no_grad()
     def probabilities(self, series: Sequence[np.ndarray], batch_size: int = 256
@@ -84,7 +85,7 @@ class SignalClassifier:
         self.model.eval()
         prepared = prepare_signals(data, self.znormalise)
         probs = predict(self.model, SignalBatches(prepared, [0] * len(prepared), batch_size,
-                                                  shuffle=False))
+                                                  shuffle=False), self.temperature)
         self.model.train(was_training)
         return probs
 
@@ -178,7 +179,7 @@ def train_signal_classifier(
                  "channels": channels, "files": [d.source for d in (train_data, val_data)
                                                   if d.source]},
     }
-    from seqgen.tasks.classify import ClassifyTask
+    from seqgen.tasks.classify import ClassifyTask, calibrate_run
 
     c = model_config
     describe = (f"echo state network, {c.units} units (spectral radius {c.spectral_radius:g}, "
@@ -187,9 +188,11 @@ def train_signal_classifier(
                 f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell} over "
                 f"{channels} channel(s), {c.pool} pooling"
                 + (f", LSTM-FCN convolutions ({c.fcn}-{2 * c.fcn}-{c.fcn})" if c.fcn else ""))
-    return run.fit(network, ClassifyTask(labels, None), batches,
-                   SignalBatches(val_x, val_y, max(64, config.batch_size), shuffle=False),
-                   meta, describe)
+    result = run.fit(network, ClassifyTask(labels, None), batches,
+                     SignalBatches(val_x, val_y, max(64, config.batch_size), shuffle=False),
+                     meta, describe)
+    calibrate_run(run, val_data.series, val_y)
+    return result
 
 
 def load_signal_classifier(checkpoint: str | Path, saved: dict, device: str = "auto"
@@ -201,5 +204,7 @@ def load_signal_classifier(checkpoint: str | Path, saved: dict, device: str = "a
     labels = trained.data.get("labels")
     if not (isinstance(labels, list) and len(labels) == trained.config.outputs):
         raise UserError(f"{checkpoint} does not hold the class names of its model")
-    return SignalClassifier(trained.model, labels, bool(stored.get("znormalise", True))), \
-        trained.data
+    from seqgen.tasks.classify import saved_temperature
+
+    return SignalClassifier(trained.model, labels, bool(stored.get("znormalise", True)),
+                            saved_temperature(trained.data)), trained.data
