@@ -205,10 +205,12 @@ class ClassifierConfig:
     init: str = "default"
     leak_rate: float = 0.3  # --cell leaky
     fcn: int = 0  # channels of LSTM-FCN's convolutional branch beside the recurrence (0: none)
+    word_dropout: float = 0.0  # share of training tokens read as <unk>
 
     def __post_init__(self) -> None:
         check_recurrent(self)
         check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
+        check_fraction("word_dropout", self.word_dropout)
         if not isinstance(self.fcn, int) or self.fcn < 0 or self.fcn > MAX_WIDTH:
             raise UserError(f"--fcn must be a whole number from 0 to {MAX_WIDTH:,}, got "
                             f"{self.fcn!r}")
@@ -393,6 +395,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine ends here; plateau never halves below it
     plateau_patience: int = 2  # validations without improvement before plateau halves the lr
     clip: float = 1.0  # 0: no clipping
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none)
     eval_every: int | None = None  # steps; None: by time, within eval_share of it
     eval_share: float = 0.03  # the share of training time validation may take (eval_every None)
     patience: int | None = None
@@ -417,6 +420,7 @@ class TrainConfig:
         check_fraction("momentum", self.momentum)
         check_fraction("min_lr_ratio", self.min_lr_ratio, high_open=False)
         check_fraction("eval_share", self.eval_share, high=0.5)
+        check_fraction("ema", self.ema)
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise UserError(f"--warmup must be a whole number >= 0, got {self.warmup_steps!r}")
         if self.time_budget is not None:

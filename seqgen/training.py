@@ -49,6 +49,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from seqgen.averaging import WeightAverage
 from seqgen.checkpoint import load_checkpoint, save_checkpoint
 from seqgen.config import TrainConfig, from_dict, option, to_dict
 from seqgen.data.prefetch import prefetch
@@ -306,6 +307,8 @@ class Trainer:
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]] \
             if self.optimizer else []
         self.scaler = self.precision.scaler()
+        self.average = WeightAverage(self.model, config.ema) \
+            if config.ema and self.optimizer else None
         self.higher_is_better = config.select_metric not in LOWER_IS_BETTER
         # Saved in checkpoints and restored by --resume:
         self.state = TrainState()
@@ -442,6 +445,8 @@ class Trainer:
             self.scaler.update()
         elif finite:
             self.optimizer.step()
+        if finite and self.average is not None:
+            self.average.update()
         if not finite:
             self.state.skipped_steps += 1
             self._bad_in_row += 1
@@ -582,8 +587,9 @@ class Trainer:
         validation does never changes how training continues."""
         devices = [self.device] if self.device.type == "cuda" else []
         self.model.eval()
+        averaged = self.average.swapped_in() if self.average else contextlib.nullcontext()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            with torch.no_grad(), torch.random.fork_rng(devices=devices), averaged:
                 metrics = self.task.evaluate(self.model, self.val_data, final)
                 previews = [] if final else self.task.preview(self.model)
         finally:
@@ -640,19 +646,25 @@ class Trainer:
         ranks = self.world.gather(self._rank_state())
         if not self.world.main:
             return
+        # the weights validation scored; with --ema, the trained ones too, to resume from
+        averaged = {} if self.average is None else {
+            "model_state": self.average.average, "trained_state": self.model.state_dict(),
+            "average_updates": self.average.updates}
         payload = {
             **self.meta,
             "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "device": self._device_text(),
             "model_state": self.model.state_dict(),
+            **averaged,
             "optimizer_state": self.optimizer.state_dict() if self.optimizer else None,
             "scaler_state": self.scaler.state_dict() if self.scaler else None,
             "train_config": to_dict(self.config),
             "trainer_state": {**dataclasses.asdict(self.state), "ranks": ranks},
             "history": self.history,
         }
-        for name in names:
-            save_checkpoint(self.out_dir / name, payload)
+        for name in names:  # only last.pt is resumed from
+            save_checkpoint(self.out_dir / name, payload if name == "last.pt" else {
+                k: v for k, v in payload.items() if k != "trained_state"})
 
     def _device_text(self) -> str:
         name = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" \
@@ -670,7 +682,9 @@ class Trainer:
         options = [{k: v for k, v in g.items() if k != "params"}
                    for g in self.optimizer.param_groups]
         try:
-            self.model.load_state_dict(data["model_state"])
+            self.model.load_state_dict(data.get("trained_state") or data["model_state"])
+            if self.average is not None:  # a run without one starts it from its weights
+                self.average.load(data["model_state"], data.get("average_updates", 0))
             self.optimizer.load_state_dict(data["optimizer_state"])
             if self.scaler is not None and data.get("scaler_state"):
                 self.scaler.load_state_dict(data["scaler_state"])

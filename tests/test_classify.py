@@ -345,3 +345,18 @@ def test_training_stores_a_temperature_that_classify_applies(toy_tsv, tmp_path):
     assert top == pytest.approx(float(with_temperature(raw, report["temperature"]).max()),
                                 abs=1e-3)
     assert top < float(raw.max())
+
+
+def test_word_dropout_hides_words_in_training_only_and_never_padding():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ClassifierConfig(2, vocab_size=50, embed=8, hidden=8,
+                                                word_dropout=0.5))
+    tokens = torch.randint(4, 50, (64, 30))
+    tokens[:, 20:] = 0  # padding
+    table = model.embedding.weight
+    seen = model.embed(tokens)
+    hidden = (seen == table[1]).all(-1)  # read as <unk>
+    assert 0.4 < float(hidden[:, :20].float().mean()) < 0.6
+    assert not bool(hidden[:, 20:].any())
+    model.eval()
+    assert torch.equal(model.embed(tokens), model.embedding(tokens))

@@ -221,3 +221,30 @@ def test_resume_drops_a_row_a_kill_cut_off_in_the_middle(tmp_path, tiny_corpus):
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert all(json.loads(line)["kind"] in ("train", "val", "final") for line in lines)
     assert max(json.loads(line)["step"] for line in lines) == 8
+
+
+def test_the_weight_average_is_scored_saved_and_resumed_bit_identical(tmp_path, monkeypatch):
+    run, task_class = TASKS["classify"]
+    run(tmp_path, tmp_path / "straight", ema=0.9)
+    restore = stop_at_call(monkeypatch, task_class, 11,
+                           lambda: signal.raise_signal(signal.SIGINT))
+    run(tmp_path, tmp_path / "stopped", ema=0.9)
+    restore()
+    run(tmp_path, tmp_path / "stopped", ema=0.9)
+    straight, stopped = (load_checkpoint(tmp_path / name / "last.pt")
+                         for name in ("straight", "stopped"))
+    for key in ("model_state", "trained_state"):
+        for name, tensor in straight[key].items():
+            assert torch.equal(tensor, stopped[key][name]), (key, name)
+    assert not all(torch.equal(v, straight["trained_state"][k])
+                   for k, v in straight["model_state"].items())
+    # the final validation scored the average, which is what a loaded classifier uses
+    final = [r for r in map(json.loads, (tmp_path / "straight" / "metrics.jsonl")
+                            .read_text().splitlines()) if r["kind"] == "final"][-1]
+    texts = [s.english() for s in scenes(160, 4)][120:]
+    gold = [int("circle" not in t) for t in texts]  # classes in name order: circle, other
+    classifier, _ = classify_task.load_classifier(tmp_path / "straight" / "last.pt", "cpu")
+    classifier.temperature = 1.0
+    probs = classifier.probabilities(texts)
+    loss = float(torch.nn.functional.nll_loss(probs.log(), torch.tensor(gold)))
+    assert loss == pytest.approx(final["loss"], rel=1e-5)

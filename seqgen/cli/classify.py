@@ -44,7 +44,7 @@ from seqgen.config import ClassifierConfig, ReservoirConfig
 from seqgen.errors import UserError
 
 CLASSIFIER_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "bidirectional", "pool",
-                    "leak_rate")
+                    "leak_rate", "word_dropout")
 TEXT_OPTIONS = ("level", "lowercase", "min_freq", "max_vocab", "vocab_size", "subword_type",
                 "max_len", "encoding")
 
@@ -111,6 +111,9 @@ def train_classify_cmd(
         "--pool", help="How the states over time become one vector: last (final states), "
         "mean, max (over time, per unit) or attention (a learned weighting).")
     ] = ClassifierConfig.pool,
+    word_dropout: Annotated[float, typer.Option(
+        "--word-dropout", help="Texts: share of training words read as <unk>.")
+    ] = ClassifierConfig.word_dropout,
     class_weights: Annotated[str, typer.Option(
         "--class-weights", help="none, or auto: weigh each class's loss by how rare it is.")
     ] = "none",

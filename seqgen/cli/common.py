@@ -104,6 +104,9 @@ Schedule = Annotated[str, typer.Option(
     "or constant.")]
 Warmup = Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")]
 Clip = Annotated[float, typer.Option("--clip", help="Clip the gradient norm (0: off).")]
+Ema = Annotated[float, typer.Option(
+    "--ema", help="Validate and keep a moving average of the weights with this decay per "
+    "step (e.g. 0.999; 0: the weights as trained).")]
 EvalEvery = Annotated[int | None, typer.Option(
     "--eval-every", help="Validate every N steps and at each epoch end (default: as often as "
     "takes about 3% of the training time).")]
@@ -158,6 +161,7 @@ def training_options(preset: TrainConfig):
         ("lr", Lr, preset.lr), ("weight_decay", WeightDecay, preset.weight_decay),
         ("momentum", Momentum, preset.momentum), ("schedule", Schedule, preset.schedule),
         ("warmup", Warmup, preset.warmup_steps), ("clip", Clip, preset.clip),
+        ("ema", Ema, preset.ema),
         ("eval_every", EvalEvery, preset.eval_every), ("patience", Patience, None),
         ("device", Device, preset.device), ("precision", Precision, preset.precision),
         ("seed", Seed, preset.seed), ("resume", Resume, False),
@@ -184,7 +188,7 @@ def training_options(preset: TrainConfig):
 # Command-line parameters whose config field has another name.
 _FIELD = {"warmup": "warmup_steps", "fmt": "format"}
 TRAIN_OPTIONS = ("out_dir", "batch_size", "epochs", "max_steps", "optimizer", "lr",
-                 "weight_decay", "momentum", "schedule", "warmup", "clip", "eval_every",
+                 "weight_decay", "momentum", "schedule", "warmup", "clip", "ema", "eval_every",
                  "patience", "device", "precision", "seed", "quiet")
 
 

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqgen.config import ClassifierConfig
 from seqgen.models.recurrent import make_rnn
-from seqgen.tokenizers import PAD_ID
+from seqgen.tokenizers import PAD_ID, UNK_ID
 
 
 def length_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -51,7 +51,13 @@ class SequenceClassifier(nn.Module):
         self.output = nn.Linear(width, config.outputs)
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.embedding(inputs) if self.embedding is not None else inputs
+        if self.embedding is None:
+            return inputs
+        p = self.config.word_dropout
+        if self.training and p > 0:  # whole words hidden, so no one word decides (Iyyer 2015)
+            hidden = (torch.rand(inputs.shape, device=inputs.device) < p) & (inputs != PAD_ID)
+            inputs = inputs.masked_fill(hidden, UNK_ID)
+        return self.embedding(inputs)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
