@@ -123,3 +123,10 @@ def test_a_series_classifier_without_a_budget_trains_its_own_steps_and_keeps_the
     assert saved["train_config"]["select_metric"] == "loss"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 24
+
+
+def test_word_dropout_is_refused_for_series(tmp_path):
+    done = invoke("train-classify", shapes_file(tmp_path / "train.ts"), "--out",
+                  tmp_path / "run", "--word-dropout", 0.2, "--max-steps", 2)
+    assert_user_error(done, "--word-dropout hides words of texts")
+    assert not (tmp_path / "run").exists()

@@ -196,6 +196,8 @@ def _train_signals(ctx, config, data, val_file, label_column, encoding, model) -
     from seqgen.tasks.signals import SIGNAL_DEFAULTS, SIGNAL_STEPS, train_signal_classifier
 
     given = given_options(ctx)
+    if "word_dropout" in given:
+        raise UserError("--word-dropout hides words of texts: series have none")
     if model == "esn":
         options = picked(ctx, *ESN_OPTIONS)
     else:
