@@ -205,6 +205,8 @@ def _train_signals(ctx, config, data, val_file, label_column, encoding, model) -
                    **{k: v for k, v in SIGNAL_DEFAULTS.items() if k not in given}}
     if "batch_size" not in given:
         config = config.replace(batch_size=16)
+    if "ema" not in given:  # the text preset's average, not measured on series
+        config = config.replace(ema=0.0)
     if "select" not in given:  # a fifth of a UCR set is a dozen series: accuracy ties early
         config = config.replace(select_metric="loss")
     if model != "esn" and not {"epochs", "max_steps", "time_budget"} & set(given):
