@@ -17,6 +17,8 @@ class WeightAverage:
     def __init__(self, model: nn.Module, decay: float):
         self.model, self.decay = model, decay
         self.average = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.floats = [k for k, v in self.average.items() if v.is_floating_point()]
+        self.counters = [k for k in self.average if k not in set(self.floats)]
         self.updates = 0
 
     def update(self) -> None:
@@ -25,13 +27,11 @@ class WeightAverage:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         current = self.model.state_dict()
-        floats = [k for k, v in self.average.items() if v.is_floating_point()]
         with torch.no_grad():
-            torch._foreach_lerp_([self.average[k] for k in floats],
-                                 [current[k].detach() for k in floats], 1.0 - decay)
-            for k, v in self.average.items():  # counters (batch norm's) follow the model
-                if not v.is_floating_point():
-                    v.copy_(current[k])
+            torch._foreach_lerp_([self.average[k] for k in self.floats],
+                                 [current[k] for k in self.floats], 1.0 - decay)
+            for k in self.counters:  # batch norm's step counts follow the model
+                self.average[k].copy_(current[k])
 
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
