@@ -29,6 +29,8 @@ from seqgen.training import FitResult
 
 TASK = "classify"
 CLASS_WEIGHTS = ("none", "auto")
+# What runs of earlier versions were, where today's default differs.
+EARLIER_RUNS = {"word_dropout": 0.0}
 
 
 @dataclass
@@ -252,8 +254,9 @@ def train_classify(
         "seed": run.config.seed, "val_fraction": None if val_data else val_fraction,
         "class_weights": class_weights, "init_embeddings": init_embeddings,
         "encoder_from": encoder_from})
-    # runs of earlier versions had no leak rate: the option as given
-    model_options = {k: definition.get(k, v) for k, v in model_options.items()}
+    # runs of earlier versions had no leak rate (the option as given) and no word dropout
+    model_options = {k: definition.get(k, EARLIER_RUNS.get(k, v))
+                     for k, v in model_options.items()}
     text_options = from_dict(TextOptions, definition)
     val_fraction, class_weights = definition["val_fraction"], definition["class_weights"]
     run.check_data({"train": texts_digest(train_data),
