@@ -31,6 +31,15 @@ from seqgen.errors import UserError
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16
+    is emulated, slower than float32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a PyTorch without these probes
+        return False
+
+
 @dataclass
 class Precision:
     name: str  # fp32 | tf32 | bf16 | fp16 (auto resolved)

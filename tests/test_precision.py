@@ -1,7 +1,7 @@
 """Lower precision never reaches the recurrence: every recurrent layer, its state and the
-state carried between batches stay float32, and a model trained in bf16 or fp16 learns like
-one trained in float32. (A CPU sees the mechanism; the GPU figures come from
-scripts/gpu_check.py.)"""
+state carried between batches stay float32 (but for oneDNN's bf16 LSTM on the CPU, whose
+state is made float32 again), and a model trained in bf16 or fp16 learns like one trained in
+float32. (A CPU sees the mechanism; the GPU figures come from scripts/gpu_check.py.)"""
 
 import json
 
@@ -18,9 +18,9 @@ from seqgen.precision import Precision
 from seqgen.tasks.lm import CorpusOptions, train_lm
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_every_recurrent_layer_runs_in_float32_under_autocast(cell, monkeypatch):
-    seen = []  # per fused call: (autocast on?, input dtype, output dtype)
+def record_fused_calls(monkeypatch) -> list[tuple[bool, torch.dtype, torch.dtype, bool]]:
+    """Per fused call: (autocast on?, input dtype, output dtype, packed?)."""
+    seen = []
     for base in (nn.LSTM, nn.GRU):
         original = base.forward
 
@@ -28,10 +28,16 @@ def test_every_recurrent_layer_runs_in_float32_under_autocast(cell, monkeypatch)
             data = input.data if hasattr(input, "batch_sizes") else input
             out = _original(self, input, hx)
             done = out[0].data if hasattr(out[0], "batch_sizes") else out[0]
-            seen.append((torch.is_autocast_enabled("cpu"), data.dtype, done.dtype))
+            seen.append((torch.is_autocast_enabled("cpu"), data.dtype, done.dtype,
+                         hasattr(input, "batch_sizes")))
             return out
 
         monkeypatch.setattr(base, "forward", forward)
+    return seen
+
+
+def run_every_model(cell: str, dtype: torch.dtype) -> tuple[torch.Tensor, tuple]:
+    """The LM, the translator (7 decoder steps) and the captioner, under CPU autocast."""
     torch.manual_seed(0)
     lm = RNNLanguageModel(LMConfig(vocab_size=20, cell=cell, embed=8, hidden=16, layers=2))
     seq2seq = Seq2Seq(Seq2SeqConfig(src_vocab=20, tgt_vocab=20, cell=cell, embed=8, hidden=16,
@@ -39,15 +45,33 @@ def test_every_recurrent_layer_runs_in_float32_under_autocast(cell, monkeypatch)
     captioner = ShowAndTell(CaptionConfig(vocab_size=20, feature_dim=12, cell=cell, embed=8,
                                           hidden=16))
     tokens = torch.randint(4, 20, (3, 7))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         logits, state = lm(tokens)
         seq2seq(tokens, torch.tensor([7, 5, 3]), tokens)
         captioner(torch.randn(3, 12), tokens)
-    assert logits.dtype == torch.bfloat16  # the layers around the recurrence are lowered
-    states = state if isinstance(state, tuple) else (state,)
+    return logits, state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize(("cell", "dtype"), [("gru", torch.bfloat16), ("gru", torch.float16),
+                                             ("lstm", torch.float16)])
+def test_every_recurrent_layer_runs_in_float32_under_autocast(cell, dtype, monkeypatch):
+    seen = record_fused_calls(monkeypatch)
+    logits, states = run_every_model(cell, dtype)
+    assert logits.dtype == dtype  # the layers around the recurrence are lowered
     assert all(s.dtype == torch.float32 for s in states)
     assert len(seen) >= 3 + 7  # the LM, the encoder and 7 decoder steps, the captioner
-    assert all(call == (False, torch.float32, torch.float32) for call in seen)
+    assert all(call[:3] == (False, torch.float32, torch.float32) for call in seen)
+
+
+def test_a_cpu_lstm_under_bf16_runs_onednn_bf16_and_returns_float32_state(monkeypatch):
+    seen = record_fused_calls(monkeypatch)
+    _, states = run_every_model("lstm", torch.bfloat16)
+    assert all(s.dtype == torch.float32 for s in states)  # carried between batches
+    padded = [call for call in seen if not call[3]]
+    packed = [call for call in seen if call[3]]
+    assert len(padded) >= 2 + 7 and packed  # the LM, the captioner, 7 decoder steps
+    assert all(call[0] and call[2] == torch.bfloat16 for call in padded)
+    assert all(call[:3] == (False, torch.float32, torch.float32) for call in packed)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -81,3 +105,16 @@ def test_precision_names_and_devices_are_checked():
         Precision.resolve("fp8", cpu)
     with pytest.raises(UserError, match="fp32"):
         Precision.resolve("bf16", torch.device("mps"))
+
+
+@pytest.mark.parametrize(("has_bf16", "explicit", "trained_in"), [
+    (True, set(), "bf16"), (True, {"precision"}, "auto"), (False, set(), "auto")])
+def test_train_lm_takes_bf16_on_a_cpu_that_has_it_unless_a_precision_is_given(
+        tmp_path, tiny_corpus, monkeypatch, has_bf16, explicit, trained_in):
+    monkeypatch.setattr("seqgen.tasks.lm.cpu_has_bf16", lambda: has_bf16)
+    config = TrainConfig(out_dir=str(tmp_path / "run"), batch_size=4, max_steps=3,
+                         quiet=True, device="cpu")
+    train_lm([str(tiny_corpus)], dict(layers=1, hidden=16, embed=8), CorpusOptions(), config,
+             bptt=8, explicit=explicit)
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert saved["train_config"]["precision"] == trained_in

@@ -114,8 +114,9 @@ Patience = Annotated[int | None, typer.Option(
     "--patience", help="Stop after N validations without improvement.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 Precision = Annotated[str, typer.Option(
-    "--precision", help="auto (float32; TF32 matmuls on CUDA), fp32, bf16 or fp16; the "
-    "recurrence always runs in float32.")]
+    "--precision", help="auto (float32; TF32 matmuls on CUDA; train-lm: bf16 on a CPU with "
+    "bfloat16 instructions), fp32, bf16 or fp16; the recurrence runs in float32, but for an "
+    "LSTM on the CPU in bf16.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (runs repeat exactly on CPU).")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
 Overwrite = Annotated[bool, typer.Option(

@@ -37,6 +37,7 @@ from seqgen.models.building import (
     from_checkpoint,
 )
 from seqgen.models.lm import RNNLanguageModel
+from seqgen.precision import cpu_has_bf16
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
 from seqgen.tasks.registry import TaskSpec, register
@@ -243,6 +244,10 @@ def train_lm(
     if gpu:
         run.reporter.message("on a GPU with no size given: " + ", ".join(
             f"{option(k)} {v}" for k, v in gpu.items()))
+    if cpu_bf16(run.device, explicit, resume):
+        run.config = run.config.replace(precision="bf16")
+        run.reporter.message("on a CPU with bfloat16 instructions and no --precision given: "
+                             "--precision bf16")
     data = prepare_lm_data(corpus, corpus_options, run.config.batch_size, bptt, val_file,
                            val_fraction, run.saved_tokenizer(), cache_dir)
     run.check_data(data.digest, "the corpus differs")
@@ -276,6 +281,14 @@ def gpu_sizes(device: torch.device, explicit: Collection[str] | None,
     if device.type != "cuda" or explicit is None or resume or set(explicit) & set(LM_GPU_SIZES):
         return {}
     return {**LM_GPU_SIZES, **({} if "lr" in explicit else {"lr": LM_GPU_LR})}
+
+
+def cpu_bf16(device: torch.device, explicit: Collection[str] | None,
+             resume: bool = False) -> bool:
+    """Train in bf16 on a CPU that has it, unless the user chose a precision: oneDNN's bf16
+    LSTM gave 1.5× the tokens/s with the same loss per step (README: the LM benchmark)."""
+    return (device.type == "cpu" and explicit is not None and not resume
+            and "precision" not in explicit and cpu_has_bf16())
 
 
 def load_lm(
