@@ -2,6 +2,7 @@
 
     python scripts/bench_lm.py --part throughput     # seqgen trainer vs a bare PyTorch loop
     python scripts/bench_lm.py --part sampling       # carried-state sampling vs bare / re-feeding
+    python scripts/bench_lm.py --part profile        # where a training step's time goes
     python scripts/bench_lm.py --part shakespeare    # defaults vs a bare loop, 10 minutes each
     python scripts/bench_lm.py --part sweep          # one change at a time, 2 minutes each
     python scripts/bench_lm.py --part ptb            # word level Penn Treebank, 20 minutes
@@ -107,6 +108,56 @@ def bench_throughput(steps: int, rounds: int = 5) -> None:
     print(f"throughput ({torch.get_num_threads()} threads, {steps} steps a round): median "
           f"ratio {ratios[len(ratios) // 2]:.3f} (range {ratios[0]:.3f}–{ratios[-1]:.3f}; "
           "target >= 1.0)")
+
+
+# ------------------------------------------------------------------------------ profile
+def bench_profile(steps: int) -> None:
+    """One training step of the default model, split into forward, backward and optimiser,
+    in float32 and (on a CPU that has it) bf16; then the operators that take the time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from seqgen.config import LM_BPTT, LM_TRAINING, LMConfig
+    from seqgen.data.text import StreamBatches, tokenize_files
+    from seqgen.models.lm import RNNLanguageModel
+    from seqgen.precision import cpu_has_bf16
+
+    corpus = tokenize_files([SHAKESPEARE], {"level": "char"})
+    batch = LM_TRAINING.batch_size
+    data = StreamBatches(corpus.tokens, batch, LM_BPTT)
+    torch.manual_seed(0)
+    model = RNNLanguageModel(LMConfig(vocab_size=corpus.tokenizer.vocab_size))
+    opt = torch.optim.AdamW(model.parameters(), lr=LM_TRAINING.lr)
+
+    def step(i: int, dtype: torch.dtype | None) -> tuple[float, float, float]:
+        x, y = data.batch(i)
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            logits, _ = model(x)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        forward = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        backward = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return forward - start, backward - forward, time.perf_counter() - backward
+
+    dtypes = {"fp32": None, **({"bf16": torch.bfloat16} if cpu_has_bf16() else {})}
+    for name, dtype in dtypes.items():
+        for i in range(3):
+            step(i, dtype)
+        parts = [sum(t) / steps for t in zip(*(step(i, dtype) for i in range(steps)))]
+        total = sum(parts)
+        print(f"profile {name}: forward {parts[0] * 1e3:.0f} ms, backward {parts[1] * 1e3:.0f} ms, "
+              f"optimiser {parts[2] * 1e3:.0f} ms a step: {batch * LM_BPTT / total:,.0f} tokens/s",
+              flush=True)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(3):
+                step(i, dtype)
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        spent = sum(e.self_cpu_time_total for e in events)
+        print("  " + ", ".join(f"{e.key} {e.self_cpu_time_total / spent:.0%}"
+                               for e in events[:6]), flush=True)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -405,9 +456,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", action="append",
-                        choices=["throughput", "sampling", "shakespeare", "sweep", "ptb",
-                                 "scale"])
-    parser.add_argument("--steps", type=int, default=30, help="throughput: timed steps")
+                        choices=["throughput", "sampling", "profile", "shakespeare", "sweep",
+                                 "ptb", "scale"])
+    parser.add_argument("--steps", type=int, default=30,
+                        help="throughput, profile: timed steps")
     parser.add_argument("--rounds", type=int, default=5, help="throughput: rounds")
     parser.add_argument("--length", type=int, default=500, help="sampling: tokens")
     parser.add_argument("--shakespeare-budget", default="10m")
@@ -428,6 +480,8 @@ def main() -> None:
     for part in parts:
         if part == "throughput":
             bench_throughput(args.steps, args.rounds)
+        elif part == "profile":
+            bench_profile(args.steps)
         elif part == "sampling":
             bench_sampling(OUT / "shakespeare" / "best.pt", args.length)
         elif part == "shakespeare":
