@@ -398,6 +398,8 @@ def fill(args, user, tmp_path):
 @pytest.mark.parametrize("args,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_users_mistake_is_one_line_and_exit_2(user, tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("SEQGEN_CACHE", str(tmp_path / "cache"))
+    # As on a CPU with bfloat16 instructions, where train-lm says it chose bf16.
+    monkeypatch.setattr("seqgen.tasks.lm.cpu_has_bf16", lambda: True)
     before = snapshot(user)
     result = invoke(*fill(args, user, tmp_path))
     assert_user_error(result, message)

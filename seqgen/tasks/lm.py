@@ -241,6 +241,10 @@ def train_lm(
     corpus_options = from_dict(CorpusOptions, definition)
     bptt, val_file = definition["bptt"], definition["val_file"]
     val_fraction = definition["val_fraction"]
+    data = prepare_lm_data(corpus, corpus_options, run.config.batch_size, bptt, val_file,
+                           val_fraction, run.saved_tokenizer(), cache_dir)
+    run.check_data(data.digest, "the corpus differs")
+    # Said once the corpus is known to be good, so a user's mistake stays one line.
     if gpu:
         run.reporter.message("on a GPU with no size given: " + ", ".join(
             f"{option(k)} {v}" for k, v in gpu.items()))
@@ -248,9 +252,6 @@ def train_lm(
         run.config = run.config.replace(precision="bf16")
         run.reporter.message("on a CPU with bfloat16 instructions and no --precision given: "
                              "--precision bf16")
-    data = prepare_lm_data(corpus, corpus_options, run.config.batch_size, bptt, val_file,
-                           val_fraction, run.saved_tokenizer(), cache_dir)
-    run.check_data(data.digest, "the corpus differs")
     n_val = len(data.val) - 1
     during = f"{VAL_TOKENS:,} in {VAL_PIECES} runs during training, all at the end" \
         if n_val > VAL_TOKENS else "all at each validation"
