@@ -14,7 +14,7 @@ from seqgen.errors import UserError
 from seqgen.models.captioner import ShowAndTell
 from seqgen.models.lm import RNNLanguageModel
 from seqgen.models.seq2seq import Seq2Seq
-from seqgen.precision import Precision
+from seqgen.precision import Precision, cpu_has_bf16
 from seqgen.tasks.lm import CorpusOptions, train_lm
 
 
@@ -63,6 +63,8 @@ def test_every_recurrent_layer_runs_in_float32_under_autocast(cell, dtype, monke
     assert all(call[:3] == (False, torch.float32, torch.float32) for call in seen)
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="oneDNN builds a bf16 LSTM only on a CPU "
+                    "with bfloat16 instructions")
 def test_a_cpu_lstm_under_bf16_runs_onednn_bf16_and_returns_float32_state(monkeypatch):
     seen = record_fused_calls(monkeypatch)
     _, states = run_every_model("lstm", torch.bfloat16)
@@ -72,6 +74,17 @@ def test_a_cpu_lstm_under_bf16_runs_onednn_bf16_and_returns_float32_state(monkey
     assert len(padded) >= 2 + 7 and packed  # the LM, the captioner, 7 decoder steps
     assert all(call[0] and call[2] == torch.bfloat16 for call in padded)
     assert all(call[:3] == (False, torch.float32, torch.float32) for call in packed)
+
+
+def test_a_cpu_lstm_under_bf16_stays_float32_without_bfloat16_instructions(monkeypatch):
+    # oneDNN refuses to build a bf16 LSTM there: "could not create a primitive descriptor".
+    monkeypatch.setattr("seqgen.models.recurrent.cpu_has_bf16", lambda: False)
+    seen = record_fused_calls(monkeypatch)
+    logits, states = run_every_model("lstm", torch.bfloat16)
+    assert logits.dtype == torch.bfloat16
+    assert all(s.dtype == torch.float32 for s in states)
+    assert len(seen) >= 3 + 7
+    assert all(call[:3] == (False, torch.float32, torch.float32) for call in seen)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -9,6 +9,7 @@ One exception, measured apart: on the CPU, under bf16 autocast, an LSTM over a p
 runs in oneDNN's bfloat16 kernel. On a CPU with bfloat16 instructions that is 1.5× the
 tokens/s of float32, with the same loss step for step (a 2×512 Tiny Shakespeare model); the
 state it returns is made float32 again, so what is carried between batches stays float32.
+Elsewhere oneDNN has no bf16 LSTM (it refuses to build one), so the LSTM stays float32 there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from seqgen.config import check_cell
 from seqgen.errors import UserError
+from seqgen.precision import cpu_has_bf16
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -52,7 +54,7 @@ class Float32Recurrence:
         """oneDNN's bfloat16 LSTM, the one lower-precision recurrence measured to learn."""
         return (isinstance(self, nn.LSTM) and isinstance(input, torch.Tensor)
                 and input.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-                and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16 and cpu_has_bf16())
 
 
 class LSTM(Float32Recurrence, nn.LSTM):
