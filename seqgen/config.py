@@ -447,7 +447,7 @@ LM_GPU_LR = 3e-3  # the rate that model was measured with, unless --lr is given
 LM_BPTT = 64
 
 # Each task's training defaults, in one place.
-LM_TRAINING = TrainConfig(out_dir="checkpoints/lm", lr=5e-3)
+LM_TRAINING = TrainConfig(out_dir="checkpoints/lm", lr=5e-3, ema=0.999)
 TRANSLATE_TRAINING = TrainConfig(out_dir="checkpoints/translate", batch_size=64, lr=2e-3,
                                  weight_decay=0.01, warmup_steps=100, select_metric="bleu")
 CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_decay=0.1,
