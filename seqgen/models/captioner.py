@@ -32,7 +32,8 @@ class Captioner(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.embed)
         self.dropout = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden, config.vocab_size)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        # The embedding keeps PyTorch's N(0, 1): from U(-0.1, 0.1) validation loss was 3.32
+        # against 3.24 after 600 steps on Flickr8k-mini (efficientnet-lite0 features).
         nn.init.zeros_(self.out.bias)
         # Learned from the training data and kept in the checkpoint beside the weights: what
         # a caption must not do, and the reference for how unfamiliar a photo is.
