@@ -11,9 +11,11 @@ from seqgen.decoding import beam_search
 from seqgen.errors import UserError
 from seqgen.metrics import corpus_bleu, corpus_chrf, group_references
 from seqgen.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from seqgen.tasks.supervised import masked_token_loss
 from seqgen.tasks.translate import (
     NEVER,
     PairOptions,
+    TranslateTask,
     Translator,
     load_translator,
     read_pairs,
@@ -169,6 +171,23 @@ def test_fused_training_pass_equals_step_by_step_decoding(attention, cell):
     longer = torch.cat([src, torch.zeros(2, 3, dtype=torch.long)], 1)
     assert torch.allclose(model(longer, lens, tgt), fused, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_training_logits_skip_padding_and_keep_the_loss(input_feeding):
+    """Training computes the output layer only where the target is a real token; the loss
+    and the logits there are those of the full (B, T, V) pass."""
+    model = tiny_model(input_feeding=input_feeding)
+    src = torch.tensor([[4, 5, 6, 3], [7, 8, 3, 0]])
+    lens = torch.tensor([4, 3])
+    tgt = torch.tensor([[BOS_ID, 4, 5, 6, EOS_ID], [BOS_ID, 7, EOS_ID, 0, 0]])
+    task = TranslateTask(None, None)
+    kept, targets = task.teacher_forced(model, (src, lens, tgt))
+    full = model(src, lens, tgt[:, :-1])
+    assert kept.shape == (6, 15) and targets.tolist() == [4, 5, 6, EOS_ID, 7, EOS_ID]
+    assert torch.allclose(kept, full[tgt[:, 1:] != 0], atol=1e-6)
+    assert torch.allclose(masked_token_loss(kept, targets),
+                          masked_token_loss(full, tgt[:, 1:]), atol=1e-5)
 
 def test_beam_one_equals_greedy_and_search_without_eos_returns_a_hypothesis():
     model = tiny_model(input_feeding=True)

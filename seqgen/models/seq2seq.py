@@ -88,14 +88,17 @@ class Seq2Seq(nn.Module):
 
     # --------------------------------------------------------------- training
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
-                teacher_forcing: float = 1.0) -> torch.Tensor:
-        """Teacher-forced logits (B, T, V) for target inputs ``tgt_in`` (starting with <bos>)."""
+                teacher_forcing: float = 1.0, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) for target inputs ``tgt_in`` (starting with <bos>);
+        with a (B, T) mask ``keep``, only the kept positions' logits (N, V). The output layer
+        and its softmax over the target vocabulary take most of a CPU step, and a fifth of
+        the positions of a length-bucketed batch are padding."""
         memory, keys, mask, state = self.encode(src, src_lens)
         if not self.config.input_feeding and teacher_forcing >= 1.0:
             x = self.dropout(self.tgt_embed(tgt_in))
             out, _ = self.decoder(x, state)  # the whole target in one fused call
             h, _ = self.attend(self.dropout(out), memory, keys, mask)
-            return self.out(self.dropout(h))
+            return self.out(self.dropout(h if keep is None else h[keep]))
         logits = []
         feed = self._zero_feed(src)
         tokens = tgt_in[:, 0]
@@ -109,7 +112,8 @@ class Seq2Seq(nn.Module):
                     tokens = torch.where(use_own, own, tokens)
             step_logits, state, feed, _ = self._step(tokens, state, feed, memory, keys, mask)
             logits.append(step_logits)
-        return torch.stack(logits, dim=1)
+        stacked = torch.stack(logits, dim=1)
+        return stacked if keep is None else stacked[keep]
 
     @torch.no_grad()
     def attention_weights(self, src: torch.Tensor, src_lens: torch.Tensor,

@@ -21,8 +21,10 @@ TeacherForced = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, torch.Tenso
 
 def masked_token_loss(logits: torch.Tensor, target: torch.Tensor,
                       label_smoothing: float = 0.0) -> torch.Tensor:
-    """Summed cross-entropy over the non-padding target tokens."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID,
+    """Summed cross-entropy over the non-padding target tokens: logits (B, T, V) or, already
+    without padding, (N, V)."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
+                           ignore_index=PAD_ID,
                            reduction="sum", label_smoothing=label_smoothing)
 
 

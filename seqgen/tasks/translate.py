@@ -267,11 +267,14 @@ class TranslateTask:
         self.progress = fraction
 
     def teacher_forced(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits for the target's tokens and the targets; scheduled sampling in training."""
+        """Logits of the target's real tokens (no padding) and those tokens; scheduled
+        sampling in training."""
         src, src_lens, tgt = batch
         tf = teacher_forcing_rate(self.teacher_forcing, self.teacher_forcing_decay,
                                   self.progress) if model.training else 1.0
-        return model(src, src_lens, tgt[:, :-1], tf), tgt[:, 1:]
+        targets = tgt[:, 1:]
+        keep = targets != PAD_ID
+        return model(src, src_lens, tgt[:, :-1], tf, keep), targets[keep]
 
     def loss(self, model, batch, carry):
         logits, targets = self.teacher_forced(model, batch)
