@@ -223,6 +223,7 @@ class SubwordTokenizer(Tokenizer):
                 input_sentence_size=2_000_000,
                 shuffle_input_sentence=True,
                 byte_fallback=False,
+                hard_vocab_limit=False,  # a small text gets fewer pieces, not an error
                 minloglevel=2,
             )
         except RuntimeError as exc:

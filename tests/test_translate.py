@@ -300,7 +300,8 @@ def test_cli_translate_args_stdin_file_nbest_and_evaluate(trained, tmp_path):
     blocks = result.stdout.strip().split("\n\n")
     assert len(blocks) == 2 and all(len(b.splitlines()) == 3 for b in blocks)
     assert blocks[0].splitlines()[0].split("\t")[2] == "El gato tiene frío."
-    assert "qwerty" in result.stderr  # warned about, read as <unk>
+    # pieces by default: the letters no training sentence had are warned about, read as <unk>
+    assert "never saw 'q', 'w'" in result.stderr
     result = invoke("evaluate-translate", trained.parent.parent / "pairs.tsv", "-c", trained,
                     "--json")
     assert result.exit_code == 0, result.output
@@ -336,7 +337,7 @@ def test_validation_bleu_reads_a_random_sample_in_the_models_case():
     # A file sorted by length: its first sources would be its shortest ones.
     pairs = [((f"w{i} " * (1 + i % 9)).strip() + ".", f"W{i} saw the Cat.") for i in range(60)]
     val = sorted(pairs, key=lambda p: len(p[0]))
-    data = prepare_translate_data(PAIRS, val, PairOptions(min_freq=1, lowercase=True), 4,
+    data = prepare_translate_data(PAIRS, val, PairOptions("word", min_freq=1, lowercase=True), 4,
                                   seed=3, val_bleu_sentences=10)
     assert len(data.val.sample) == 10 and data.val.sample != list(range(10))
     lengths = [len(data.val.inputs[i]) for i in data.val.sample]

@@ -138,7 +138,8 @@ MinFreq = Annotated[int, typer.Option(
 MaxVocab = Annotated[int | None, typer.Option(
     "--max-vocab", help="Word level: keep the N most frequent words.")]
 VocabSize = Annotated[int, typer.Option(
-    "--vocab-size", help="Subword level: sentencepiece vocabulary size.")]
+    "--vocab-size", help="Subword level: sentencepiece vocabulary size (at most: a small "
+    "text gets fewer pieces).")]
 SubwordType = Annotated[str, typer.Option("--subword-type", help="Subword level: bpe or unigram.")]
 Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding.")]

@@ -41,8 +41,8 @@ from seqgen.cli.common import (
     train_config,
     training_options,
 )
+from seqgen.config import TRANSLATE_LEVEL, TRANSLATE_VOCAB_SIZE, Seq2SeqConfig
 from seqgen.config import TRANSLATE_TRAINING as PRESET
-from seqgen.config import Seq2SeqConfig
 from seqgen.errors import UserError
 
 SEQ2SEQ_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "bidirectional", "attention",
@@ -89,11 +89,11 @@ def train_translate_cmd(
         "held out for validation.")] = 0.05,
     val_bleu_sentences: Annotated[int, typer.Option(
         "--val-bleu-sentences", help="Validation sentences decoded (greedy) for BLEU.")] = 500,
-    level: Level = "word",
+    level: Level = TRANSLATE_LEVEL,
     lowercase: Lowercase = False,
     min_freq: MinFreq = 2,
     max_vocab: MaxVocab = None,
-    vocab_size: VocabSize = 8000,
+    vocab_size: VocabSize = TRANSLATE_VOCAB_SIZE,
     subword_type: SubwordType = "bpe",
     max_len: Annotated[int, typer.Option(
         "--max-len", help="Drop training pairs with a side longer than this (tokens).")] = 50,

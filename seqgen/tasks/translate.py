@@ -10,7 +10,15 @@ from pathlib import Path
 
 import torch
 
-from seqgen.config import Seq2SeqConfig, TrainConfig, check_choice, from_dict, to_dict
+from seqgen.config import (
+    TRANSLATE_LEVEL,
+    TRANSLATE_VOCAB_SIZE,
+    Seq2SeqConfig,
+    TrainConfig,
+    check_choice,
+    from_dict,
+    to_dict,
+)
 from seqgen.data.batching import pad_batch, records_digest, sorted_batches
 from seqgen.data.pairs import PairBatches, PairFile, read_parallel_files, read_tsv_pairs
 from seqgen.decoding import (
@@ -53,11 +61,11 @@ TASK = "translate"
 class PairOptions:
     """How sentences become tokens (each side gets its own tokenizer); saved in checkpoints."""
 
-    level: str = "word"
+    level: str = TRANSLATE_LEVEL
     lowercase: bool = False
     min_freq: int = 2
     max_vocab: int | None = None
-    vocab_size: int = 8000
+    vocab_size: int = TRANSLATE_VOCAB_SIZE
     subword_type: str = "bpe"
     max_len: int = 50
     encoding: str = "utf-8"
