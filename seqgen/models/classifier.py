@@ -1,6 +1,6 @@
 """Many-to-one recurrent models: a sequence in, one answer out (a class, or a number).
 
-embedding (or real-valued inputs) → dropout → (bi)directional RNN over packed sequences →
+embedding (or real-valued inputs) → dropout → (bi)directional RNN over each sequence's own steps →
 pooling over time → dropout → linear. Every pooling reads only the real time steps of each
 sequence, so a batch padded to a longer length gives the same outputs.
 """
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqgen.config import ClassifierConfig
-from seqgen.models.recurrent import make_rnn
+from seqgen.models.recurrent import make_rnn, run_lengths
 from seqgen.tokenizers import PAD_ID, UNK_ID
 
 
@@ -63,9 +62,7 @@ class SequenceClassifier(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedded inputs (B, T, E) → every step's top-layer output (B, T, W) and the final
         state of each direction at each sequence's own end (B, W)."""
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        out, state = run_lengths(self.rnn, x, lengths)
         h = state[0] if isinstance(state, tuple) else state
         last = h[-self.directions:].transpose(0, 1).reshape(x.size(0), -1)
         return out, last
@@ -77,7 +74,7 @@ class SequenceClassifier(nn.Module):
         if pool == "last":
             return last, None
         mask = length_mask(lengths.to(out.device), out.size(1))
-        if pool == "mean":  # a packed run's outputs past each sequence's end are zeros
+        if pool == "mean":  # run_lengths gives zeros past each sequence's end
             return out.sum(1) / lengths.to(out.device).unsqueeze(1).to(out.dtype), None
         if pool == "max":
             return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values, None

@@ -1,6 +1,6 @@
 """Encoder–decoder with global attention (Luong et al. 2015).
 
-Encoder: embedding → (bi)directional RNN stack over packed sequences. A bridge (linear +
+Encoder: embedding → (bi)directional RNN stack over each sequence's own steps. A bridge (linear +
 tanh) maps the encoder's final states to the decoder's initial state.
 
 Decoder: embedding → RNN stack → attention over the encoder outputs → attentional vector
@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqgen.config import Seq2SeqConfig
 from seqgen.errors import UserError
 from seqgen.models.attention import Attention
-from seqgen.models.recurrent import make_rnn
+from seqgen.models.recurrent import make_rnn, run_lengths
 from seqgen.tokenizers import PAD_ID
 
 
@@ -56,10 +55,8 @@ class Seq2Seq(nn.Module):
         """src (B, S) padded, lengths (B,) → (memory, keys, mask, initial decoder state)."""
         c = self.config
         x = self.dropout(self.src_embed(src))
-        packed = pack_padded_sequence(x, src_lens.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        out, final = self.encoder(packed)  # float32 whatever the autocast (models.recurrent)
-        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        # float32 whatever the autocast (models.recurrent)
+        memory, final = run_lengths(self.encoder, x, src_lens)
         memory = self.dropout(memory)
         mask = src != PAD_ID
         h = final[0] if self.lstm else final
