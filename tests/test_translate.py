@@ -128,6 +128,19 @@ def test_pair_batches_resume_on_the_same_batch():
     assert TranslateTask(None, None).count_targets(full[0]) == sum(lengths)
 
 
+def test_pair_batches_hold_few_source_lengths():
+    # bucketed by the source first: the encoder runs each length of a batch without packing
+    g = torch.Generator().manual_seed(0)
+    sources = [[4] * int(n) for n in torch.randint(1, 20, (2000,), generator=g)]
+    targets = [[5] * max(1, len(s) + int(d)) for s, d in
+               zip(sources, torch.randint(-3, 4, (2000,), generator=g))]
+    data = PairBatches(sources, targets, batch_size=32, seed=0)
+    batches = list(data.batches())
+    assert sum(len(b[1].unique()) for b in batches) / len(batches) < 2
+    real = sum(len(t) + 2 for t in targets)  # with <bos> and <eos>
+    assert sum(b[2].numel() for b in batches) < 1.25 * real  # the targets stay bucketed
+
+
 # ---------------------------------------------------------------------- metrics
 def test_bleu_and_chrf_match_sacrebleu_with_several_references():
     import sacrebleu
