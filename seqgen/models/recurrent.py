@@ -131,9 +131,10 @@ class LeakyRNN(nn.Module):
 
 
 # Training on the CPU, a packed sequence's backward pass zero-fills a gradient the size of the
-# whole batch's gates at every time step: quadratic in the length, 55% of a classifier step.
-# Run each length of a batch on its own instead, as padding-free full sequences, when a
-# batch holds this few lengths (length buckets give 1-2; a batch of 8 lengths breaks even).
+# whole batch's gates at every time step, quadratic in the length. Each length of a batch
+# runs on its own instead, as full sequences in oneDNN's LSTM, when a batch holds this few
+# lengths (length buckets give 1-2; at 8 the two break even). Rotten Tomatoes batches of the
+# default classifier: 46 -> 34 ms a training step.
 MAX_LENGTH_GROUPS = 6
 
 
@@ -153,7 +154,8 @@ def run_lengths(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor
     outputs, states, order = [], [], []
     for length in groups:
         index = (lengths == length).nonzero().squeeze(1)
-        out, state = rnn(x[index, :length])
+        with torch.autocast("cpu", enabled=False):  # float32, as a packed run is
+            out, state = rnn(x[index, :length])
         outputs.append(F.pad(out, (0, 0, 0, steps - length)))
         states.append(state if isinstance(state, tuple) else (state,))
         order.append(index)
