@@ -1,7 +1,7 @@
 """Many-to-one recurrent models: a sequence in, one answer out (a class, or a number).
 
-embedding (or real-valued inputs) → dropout → (bi)directional RNN over each sequence's own steps →
-pooling over time → dropout → linear. Every pooling reads only the real time steps of each
+embedding (or real-valued inputs) → dropout → (bi)directional RNN over each sequence's own
+steps → pooling over time → dropout → linear. Every pooling reads only the real time steps of each
 sequence, so a batch padded to a longer length gives the same outputs.
 """
 

@@ -144,9 +144,10 @@ def run_lengths(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor
     (B,) → outputs (B, T, W), zero past each end, and the final state at each sequence's own
     end, as a packed run gives them."""
     steps = x.size(1)
-    groups = torch.unique(lengths).tolist()
-    if (x.device.type != "cpu" or not torch.is_grad_enabled() or isinstance(rnn, LeakyRNN)
-            or len(groups) > MAX_LENGTH_GROUPS):
+    by_length = (x.device.type == "cpu" and torch.is_grad_enabled()
+                 and not isinstance(rnn, LeakyRNN))
+    groups = torch.unique(lengths).tolist() if by_length else []  # no GPU sync
+    if not by_length or len(groups) > MAX_LENGTH_GROUPS:
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
@@ -157,11 +158,16 @@ def run_lengths(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor
         with torch.autocast("cpu", enabled=False):  # float32, as a packed run is
             out, state = rnn(x[index, :length])
         outputs.append(F.pad(out, (0, 0, 0, steps - length)))
-        states.append(state if isinstance(state, tuple) else (state,))
+        states.append(state)
         order.append(index)
     back = torch.argsort(torch.cat(order))
-    state = tuple(torch.cat(parts, 1)[:, back] for parts in zip(*states))
-    return torch.cat(outputs)[back], state if len(state) == 2 else state[0]
+
+    def reorder(parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts, 1)[:, back]
+
+    if isinstance(states[0], tuple):  # an LSTM's (h, c)
+        return torch.cat(outputs)[back], tuple(reorder(list(p)) for p in zip(*states))
+    return torch.cat(outputs)[back], reorder(states)
 
 
 def make_rnn(
