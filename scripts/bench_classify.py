@@ -228,7 +228,6 @@ def bench_side_by_side(budget: str, extra: list[str]) -> None:
           f"bare bi-LSTM {bare:.2%} ({ours - bare:+.2%})", flush=True)
 
 
-# ----------------------------------------------------------------------------- --encoder-from
 def bench_ensemble(budget: str, members: int, extra: list[str]) -> None:
     """The same budget shared by ``members`` runs of the defaults (seeds 1..K, each given
     budget / K), their calibrated dev probabilities averaged: does variance between seeds
@@ -239,7 +238,7 @@ def bench_ensemble(budget: str, members: int, extra: list[str]) -> None:
     share = f"{parse_duration(budget) / members:.0f}s"
     dev = [line.split("\t", 1) for line in DEV.read_text(encoding="utf-8").splitlines()[1:]]
     texts = [text for _, text in dev]
-    summed, gold = None, None
+    summed = None
     for seed in range(1, members + 1):
         out = OUT / f"ensemble-{seed}"
         seqgen("train-classify", str(TRAIN), "--val-fraction", str(HELD_OUT), "--time-budget",
@@ -254,6 +253,7 @@ def bench_ensemble(budget: str, members: int, extra: list[str]) -> None:
               f"{member:.2%}; the first {seed} averaged: {together:.2%}", flush=True)
 
 
+# ----------------------------------------------------------------------------- --encoder-from
 def bench_encoder(lm_budget: str, budget: str, with_ptb: bool) -> None:
     """A word-level LM on unlabelled text (the training reviews' sentences with their labels
     dropped; with ``with_ptb``, Penn Treebank's training text too), then the classifier
