@@ -184,6 +184,7 @@ class CaptionConfig:
 
 
 POOLS = ("last", "mean", "max", "attention")
+MAX_MEMBERS = 16  # each member costs a model's time per step
 
 
 @dataclass
@@ -208,9 +209,13 @@ class ClassifierConfig:
     # share of training tokens read as <unk>: on Rotten Tomatoes, with --ema 0.999, +1.6
     # points of dev (test) accuracy over two seeds (76.0% → 77.6%)
     word_dropout: float = 0.2
+    members: int = 1  # classifiers trained side by side, their probabilities averaged
 
     def __post_init__(self) -> None:
         check_recurrent(self)
+        if not isinstance(self.members, int) or not 1 <= self.members <= MAX_MEMBERS:
+            raise UserError(f"--members must be a whole number from 1 to {MAX_MEMBERS}, got "
+                            f"{self.members!r}")
         check_fraction("leak_rate", self.leak_rate, low=1e-9, high_open=False)
         check_fraction("word_dropout", self.word_dropout)
         if not isinstance(self.fcn, int) or self.fcn < 0 or self.fcn > MAX_WIDTH:
@@ -459,6 +464,11 @@ TRANSLATE_TRAINING = TrainConfig(out_dir="checkpoints/translate", batch_size=64,
                                  weight_decay=0.01, warmup_steps=100, select_metric="bleu")
 CAPTION_TRAINING = TrainConfig(out_dir="checkpoints/caption", lr=2e-3, weight_decay=0.1,
                                clip=5.0, select_metric="bleu4")
+# Text classifiers: three members side by side (--members), their probabilities averaged. In
+# 5 minutes on Rotten Tomatoes each trains a third of the steps, and together they are right
+# more often: dev (test) accuracy 78.6% and 79.2% against 77.2% and 78.1% for one model
+# (seeds 1234 and 1; seed 2: 77.2%). Two members: 78.7%, 79.3%, 77.0% (README, benchmarks).
+TEXT_MEMBERS = 3
 CLASSIFY_TRAINING = TrainConfig(out_dir="checkpoints/classify", batch_size=32, lr=2e-3,
                                 weight_decay=0.01, ema=0.999, select_metric="accuracy")
 FORECAST_TRAINING = TrainConfig(out_dir="checkpoints/forecast", batch_size=64, lr=3e-3,

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import SHARED_DATA, invoke
+from helpers import SHARED_DATA, assert_user_error, invoke
 
 from seqgen.calibration import expected_calibration_error, fit_temperature, with_temperature
 from seqgen.config import ClassifierConfig
@@ -18,7 +18,7 @@ from seqgen.data.labelled import (
 from seqgen.data.vectors import read_vectors
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
-from seqgen.models.classifier import SequenceClassifier
+from seqgen.models.classifier import ClassifierEnsemble, SequenceClassifier
 from seqgen.tasks.classify import ClassifyTask, balanced_weights, load_classifier
 
 TINY = ["--hidden", "16", "--embed", "16", "--quiet", "--device", "cpu"]
@@ -189,6 +189,49 @@ def test_word_vectors_are_read_for_the_vocabulary_only(tmp_path):
 
 
 # ------------------------------------------------------------------------- training and use
+def test_ensemble_members_train_on_their_own_losses_and_predict_their_mean():
+    torch.manual_seed(0)
+    model = ClassifierEnsemble(ClassifierConfig(3, vocab_size=10, embed=4, hidden=4,
+                                                members=3))
+    model.eval()
+    batch = (torch.tensor([[4, 5, 6], [6, 7, 0]]), torch.tensor([3, 2]), torch.tensor([0, 2]))
+    each = [m(batch[0], batch[1]) for m in model.members]
+    assert not torch.allclose(each[0], each[1])  # each member starts from its own weights
+    mean = torch.stack([logits.softmax(-1) for logits in each]).mean(0)
+    assert torch.allclose(model(batch[0], batch[1]).softmax(-1), mean, atol=1e-6)
+    # the loss is the members' mean cross-entropy, not that of their mixture
+    task = ClassifyTask(["a", "b", "c"], None, members=3)
+    own = sum(ClassifyTask(["a", "b", "c"], None).loss(m, batch, None)[0]
+              for m in model.members) / 3
+    assert torch.allclose(task.loss(model, batch, None)[0], own)
+    mixture = torch.nn.functional.nll_loss(mean.log(), batch[2], reduction="sum")
+    assert not torch.allclose(own, mixture)
+
+
+def test_an_ensemble_trains_saves_and_classifies_as_one_model(toy_tsv, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
+                    "--max-steps", 150, "--batch-size", 10, "--lr", 0.01, "--dropout", 0,
+                    "--members", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    saved = torch.load(out / "best.pt", weights_only=True)
+    assert saved["model_config"]["members"] == 2
+    assert {k.split(".")[1] for k in saved["model_state"]} == {"0", "1"}
+    classifier, _ = load_classifier(out / "best.pt", "cpu")
+    assert isinstance(classifier.model, ClassifierEnsemble)
+    report = json.loads(invoke("evaluate-classify", toy_tsv, "-c", out / "best.pt",
+                               "--json").stdout)
+    assert report["accuracy"] == 1.0
+    said = invoke("classify", "a superb story", "-c", out / "best.pt").stdout
+    assert said.startswith("pos")
+    resumed = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
+                     "--max-steps", 160, "--resume", "--quiet", "--device", "cpu")
+    assert resumed.exit_code == 0, resumed.output
+    assert torch.load(out / "last.pt", weights_only=True)["model_config"]["members"] == 2
+    assert_user_error(invoke("train-classify", toy_tsv, "--members", 0, "--out",
+                             tmp_path / "x"), "--members must be")
+
+
 def test_a_tiny_classifier_learns_a_separable_set_exactly(toy_tsv, tmp_path):
     out = tmp_path / "run"
     result = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
@@ -248,10 +291,12 @@ def test_init_embeddings_and_encoder_from_start_the_model_from_what_was_given(
     assert result.exit_code == 0, result.output
     saved = torch.load(out / "last.pt", weights_only=True)
     itos = saved["tokenizer"]["itos"]
-    weight = saved["model_state"]["embedding.weight"]
-    for i, word in enumerate(vocab_words):
-        assert torch.allclose(weight[itos.index(word)], torch.tensor([i + 0.5, -i, 1, 2]),
-                              atol=1e-5)
+    assert saved["model_config"]["members"] == 3
+    for member in range(3):  # every member of the ensemble starts from the vectors
+        weight = saved["model_state"][f"members.{member}.embedding.weight"]
+        for i, word in enumerate(vocab_words):
+            assert torch.allclose(weight[itos.index(word)], torch.tensor([i + 0.5, -i, 1, 2]),
+                                  atol=1e-5)
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(t for _, t in toy_rows()) * 4 + "\n", encoding="utf-8")
@@ -268,16 +313,19 @@ def test_init_embeddings_and_encoder_from_start_the_model_from_what_was_given(
     saved = torch.load(out / "last.pt", weights_only=True)
     assert saved["tokenizer"] == start["tokenizer"]
     assert saved["model_config"]["hidden"] == 12 and saved["model_config"]["bidirectional"]
-    for name in ("embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0"):
-        assert torch.allclose(saved["model_state"][name], start["model_state"][name],
-                              atol=1e-6), name  # the forward direction is the LM's
-    assert "rnn.weight_ih_l0_reverse" in saved["model_state"]  # the backward one is fresh
+    for member in range(3):
+        for name in ("embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
+                     "rnn.bias_hh_l0"):
+            assert torch.allclose(saved["model_state"][f"members.{member}.{name}"],
+                                  start["model_state"][name],
+                                  atol=1e-6), name  # the forward direction is the LM's
+    assert "members.0.rnn.weight_ih_l0_reverse" in saved["model_state"]  # the backward: fresh
     one_way = tmp_path / "one-way"  # by default, the LM's one direction
     assert invoke("train-classify", toy_tsv, "--out", one_way, "--max-steps", 1,
                   "--encoder-from", lm / "best.pt", "--quiet", "--device", "cpu").exit_code == 0
     saved = torch.load(one_way / "last.pt", weights_only=True)
     assert not saved["model_config"]["bidirectional"]
-    assert "rnn.weight_ih_l0_reverse" not in saved["model_state"]
+    assert not any("reverse" in name for name in saved["model_state"])
 
 
 def test_train_classify_reads_one_file_per_class(tmp_path):

@@ -250,25 +250,27 @@ def test_the_weight_average_is_scored_saved_and_resumed_bit_identical(tmp_path, 
     assert loss == pytest.approx(final["loss"], rel=1e-5)
 
 
-def test_a_classifier_run_of_an_earlier_version_resumes_without_word_dropout(tmp_path):
-    """Runs from before --word-dropout trained without it: --resume keeps it that way rather
-    than taking today's default."""
+def test_a_classifier_run_of_an_earlier_version_resumes_as_it_was_trained(tmp_path):
+    """Runs from before --word-dropout and --members trained one model without word dropout:
+    --resume keeps them that way rather than taking today's defaults."""
     texts = [s.english() for s in scenes(60, 4)]
     labels = ["circle" if "circle" in t else "other" for t in texts]
 
-    def run(steps):
+    def run(steps, members):
         config = TrainConfig(out_dir=str(tmp_path / "run"), batch_size=8, max_steps=steps,
                              quiet=True, device="cpu")
         classify_task.train_classify(
             LabelledData(texts[:40], labels[:40]), LabelledData(texts[40:], labels[40:]),
-            dict(cell="lstm", hidden=16, embed=8, word_dropout=0.2),
+            dict(cell="lstm", hidden=16, embed=8, word_dropout=0.2, members=members),
             classify_task.TextOptions(), config, resume=steps > 4)
 
-    run(4)
+    run(4, members=1)
     path = tmp_path / "run" / "last.pt"
     saved = torch.load(path, weights_only=True)
     assert saved["model_config"]["word_dropout"] == 0.2
-    del saved["run"]["word_dropout"], saved["model_config"]["word_dropout"]  # as it was
+    for name in ("word_dropout", "members"):  # as it was
+        del saved["run"][name], saved["model_config"][name]
     torch.save(saved, path)
-    run(8)
+    run(8, members=3)
+    assert torch.load(path, weights_only=True)["model_config"]["members"] == 1
     assert torch.load(path, weights_only=True)["model_config"]["word_dropout"] == 0.0

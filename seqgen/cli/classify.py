@@ -40,11 +40,11 @@ from seqgen.cli.common import (
     training_options,
 )
 from seqgen.config import CLASSIFY_TRAINING as PRESET
-from seqgen.config import ClassifierConfig, ReservoirConfig
+from seqgen.config import TEXT_MEMBERS, ClassifierConfig, ReservoirConfig
 from seqgen.errors import UserError
 
 CLASSIFIER_MODEL = ("cell", "layers", "hidden", "embed", "dropout", "bidirectional", "pool",
-                    "leak_rate", "word_dropout")
+                    "leak_rate", "word_dropout", "members")
 TEXT_OPTIONS = ("level", "lowercase", "min_freq", "max_vocab", "vocab_size", "subword_type",
                 "max_len", "encoding")
 
@@ -114,6 +114,10 @@ def train_classify_cmd(
     word_dropout: Annotated[float, typer.Option(
         "--word-dropout", help="Texts: share of training words read as <unk>.")
     ] = ClassifierConfig.word_dropout,
+    members: Annotated[int, typer.Option(
+        "--members", help="Train this many classifiers side by side on the same batches "
+        "(each on its own loss) and average their probabilities (series: default 1).")
+    ] = TEXT_MEMBERS,
     class_weights: Annotated[str, typer.Option(
         "--class-weights", help="none, or auto: weigh each class's loss by how rare it is.")
     ] = "none",
@@ -198,6 +202,9 @@ def _train_signals(ctx, config, data, val_file, label_column, encoding, model) -
     given = given_options(ctx)
     if "word_dropout" in given:
         raise UserError("--word-dropout hides words of texts: series have none")
+    if model == "esn" and "members" in given:
+        raise UserError("--members trains several recurrent classifiers; --model esn fits "
+                        "one readout")
     if model == "esn":
         options = picked(ctx, *ESN_OPTIONS)
     else:

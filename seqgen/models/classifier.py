@@ -7,6 +7,9 @@ sequence, so a batch padded to a longer length gives the same outputs.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -115,3 +118,35 @@ class SequenceClassifier(nn.Module):
         lengths = torch.full((x.size(0),), x.size(1), dtype=torch.long)
         pooled, _ = self.pool(out, hidden[-1][-1], lengths)
         return self.output(pooled), hidden
+
+
+class ClassifierEnsemble(nn.Module):
+    """``--members K``: K classifiers of one configuration, trained side by side on the same
+    batches, each on its own loss (so that they stay K independent guesses: their mixture is
+    not trained as one model), whose class probabilities are averaged. An average of
+    independent models is right more often than any one of them: they err on different
+    examples."""
+
+    def __init__(self, config: ClassifierConfig):
+        super().__init__()
+        self.config = config
+        single = replace(config, members=1)
+        self.members = nn.ModuleList(SequenceClassifier(single) for _ in range(config.members))
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor, per_member: bool = False
+                ) -> torch.Tensor:
+        """The log of the members' mean probabilities (B, outputs), which softmax reads as
+        logits; with ``per_member``, each member's own logits (K, B, outputs)."""
+        logits = torch.stack([member(inputs, lengths) for member in self.members])
+        if per_member:
+            return logits
+        return logits.float().log_softmax(-1).logsumexp(0) - math.log(len(self.members))
+
+
+def build_classifier(config: ClassifierConfig) -> SequenceClassifier | ClassifierEnsemble:
+    return SequenceClassifier(config) if config.members == 1 else ClassifierEnsemble(config)
+
+
+def members_of(model: nn.Module) -> list[SequenceClassifier]:
+    """The classifiers a model is made of: itself, or an ensemble's members."""
+    return list(model.members) if isinstance(model, ClassifierEnsemble) else [model]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from seqgen.calibration import expected_calibration_error, fit_temperature, with_temperature
 from seqgen.checkpoint import load_checkpoint, save_checkpoint
@@ -19,7 +20,7 @@ from seqgen.data.labelled import LabelledData, label_ids, ordered_labels, split_
 from seqgen.errors import UserError
 from seqgen.metrics import classification_scores
 from seqgen.models.building import device_of
-from seqgen.models.classifier import SequenceClassifier
+from seqgen.models.classifier import build_classifier, members_of
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
 from seqgen.tasks.registry import TaskSpec, register
@@ -30,7 +31,7 @@ from seqgen.training import FitResult
 TASK = "classify"
 CLASS_WEIGHTS = ("none", "auto")
 # What runs of earlier versions were, where today's default differs.
-EARLIER_RUNS = {"word_dropout": 0.0}
+EARLIER_RUNS = {"word_dropout": 0.0, "members": 1}
 
 
 @dataclass
@@ -80,7 +81,7 @@ def balanced_weights(labels: Sequence[int], n_classes: int) -> list[float]:
 
 
 @torch.no_grad()
-def predict(model: SequenceClassifier, batches: LabelledBatches, temperature: float = 1.0
+def predict(model: nn.Module, batches: LabelledBatches, temperature: float = 1.0
             ) -> torch.Tensor:
     """Class probabilities (N, C) in the data's order, computed over sorted batches, of the
     logits divided by ``temperature`` (see ``seqgen.calibration``)."""
@@ -98,20 +99,25 @@ def predict(model: SequenceClassifier, batches: LabelledBatches, temperature: fl
 
 
 class ClassifyTask:
-    """Cross-entropy of the class (weighted with ``--class-weights auto``); validation gives
-    loss, accuracy and macro-F1."""
+    """Cross-entropy of the class (weighted with ``--class-weights auto``), of each of an
+    ensemble's ``members`` on its own, averaged; validation gives loss, accuracy and
+    macro-F1 of the averaged probabilities."""
 
     def __init__(self, labels: list[str], tokenizer: Tokenizer,
-                 class_weights: list[float] | None = None, preview_texts: Sequence[str] = ()):
-        self.labels, self.tokenizer = labels, tokenizer
+                 class_weights: list[float] | None = None, preview_texts: Sequence[str] = (),
+                 members: int = 1):
+        self.labels, self.tokenizer, self.members = labels, tokenizer, members
         self.weights = torch.tensor(class_weights) if class_weights else None
         self.preview_texts = list(preview_texts)
 
     def loss(self, model, batch, carry):
         tokens, lengths, target = batch
-        logits = model(tokens, lengths).float()
+        logits = (model(tokens, lengths, per_member=True) if self.members > 1
+                  else model(tokens, lengths).unsqueeze(0)).float()  # (members, B, C)
         weight = None if self.weights is None else self.weights.to(logits.device)
-        return F.cross_entropy(logits, target, weight=weight, reduction="sum"), None
+        total = F.cross_entropy(logits.flatten(0, 1), target.repeat(len(logits)),
+                                weight=weight, reduction="sum")
+        return total / len(logits), None
 
     def count_targets(self, batch) -> int:
         return len(batch[2])
@@ -138,7 +144,7 @@ class Classifier:
     """A trained model, its tokenizer and its class names, ready for batches of texts;
     ``temperature`` is the one calibrated on validation after training."""
 
-    def __init__(self, model: SequenceClassifier, tokenizer: Tokenizer, labels: list[str],
+    def __init__(self, model: nn.Module, tokenizer: Tokenizer, labels: list[str],
                  max_len: int | None = None, temperature: float = 1.0):
         self.model, self.tokenizer, self.labels = model, tokenizer, labels
         self.max_len, self.temperature = max_len, temperature
@@ -205,15 +211,16 @@ def _pretrained_vectors(path: str | Path, tokenizer: Tokenizer, embed: int
     return vectors, found
 
 
-def _copy_vectors(model: SequenceClassifier, vectors: torch.Tensor, found: torch.Tensor
+def _copy_vectors(model: nn.Module, vectors: torch.Tensor, found: torch.Tensor
                   ) -> str:
     """The found vectors into the embedding; the other words get random vectors of the same
     scale. Returns a line for the user."""
-    weight = model.embedding.weight
     with torch.no_grad():
-        weight.normal_(0.0, float(vectors[found].std()))
-        weight[found] = vectors[found]
-        weight[0].zero_()  # padding
+        for member in members_of(model):
+            weight = member.embedding.weight
+            weight.normal_(0.0, float(vectors[found].std()))
+            weight[found] = vectors[found]
+            weight[0].zero_()  # padding
     return (f"pretrained vectors for {int(found.sum()):,} of {len(found):,} vocabulary words "
             f"({float(found.float().mean()):.0%})")
 
@@ -243,8 +250,8 @@ def train_classify(
     if val_data is None and not 0 < val_fraction < 1:
         raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
     run = Run(TASK, train_config, resume, overwrite, explicit, reporter)
-    run.check_size(lambda: SequenceClassifier(ClassifierConfig(2, vocab_size=1,
-                                                               **model_options)))
+    run.check_size(lambda: build_classifier(ClassifierConfig(2, vocab_size=1,
+                                                             **model_options)))
     tokenizer = lm_weights = None
     if encoder_from and not resume:
         tokenizer, model_options, lm_weights = _start_from_lm(encoder_from, model_options,
@@ -295,9 +302,10 @@ def train_classify(
         + f"; {len(val_ids):,} for validation; vocabulary {tokenizer.describe()}")
     model_config = ClassifierConfig(outputs=len(labels), vocab_size=tokenizer.vocab_size,
                                     **model_options)
-    model = run.build(lambda: SequenceClassifier(model_config))
+    model = run.build(lambda: build_classifier(model_config))
     if lm_weights is not None:
-        model.load_state_dict(lm_weights, strict=False)
+        for member in members_of(model):
+            member.load_state_dict(lm_weights, strict=False)
         run.reporter.message(f"embedding and {model_config.layers}×{model_config.hidden} "
                              f"{model_config.cell} from {encoder_from}")
     if pretrained is not None:
@@ -311,11 +319,12 @@ def train_classify(
         "data": {"text_options": to_dict(text_options),
                  "files": [d.source for d in (train_data, val_data) if d.source]},
     }
-    task = ClassifyTask(labels, tokenizer, weights, val_data.texts[:3])
+    task = ClassifyTask(labels, tokenizer, weights, val_data.texts[:3], model_config.members)
     val = LabelledBatches(val_ids, val_y, max(64, config.batch_size), shuffle=False)
     c = model_config
     result = run.fit(model, task, batches, val, meta,
-                     f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell}, "
+                     (f"{c.members} × " if c.members > 1 else "")
+                     + f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell}, "
                      f"{c.pool} pooling")
     calibrate_run(run, val_data.inputs, val_y)
     return result
@@ -360,7 +369,7 @@ def load_classifier(checkpoint: str | Path, device: str = "auto") -> tuple[Class
         from seqgen.tasks.signals import load_signal_classifier
 
         return load_signal_classifier(checkpoint, saved, device)
-    trained = load_trained(checkpoint, TASK, ClassifierConfig, SequenceClassifier, device,
+    trained = load_trained(checkpoint, TASK, ClassifierConfig, build_classifier, device,
                            {"tokenizer": "vocab_size"})
     labels = trained.data.get("labels")
     if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)

@@ -21,7 +21,7 @@ from seqgen.data.batching import LengthBatches, records_digest
 from seqgen.data.labelled import label_ids, ordered_labels, stratified_split
 from seqgen.data.signals import SignalData, prepare_signals
 from seqgen.errors import UserError
-from seqgen.models.classifier import SequenceClassifier
+from seqgen.models.classifier import build_classifier
 from seqgen.models.reservoir import EchoStateClassifier, RidgeReadout
 from seqgen.progress import ProgressReporter
 from seqgen.runs import Run, load_trained
@@ -32,7 +32,9 @@ SIGNAL_MODELS = ("rnn", "esn")
 # The recurrent classifier's defaults for series, where a user gives no option (measured on
 # ItalyPowerDemand and GunPoint: README, time-series classification).
 SIGNAL_DEFAULTS = {"cell": "lstm", "hidden": 64, "layers": 1, "bidirectional": True,
-                   "dropout": 0.2, "pool": "mean", "fcn": 64}
+                   "dropout": 0.2, "pool": "mean", "fcn": 64, "members": 1}
+# What runs of earlier versions were, where an option is newer than they are.
+EARLIER_RUNS = {"members": 1}
 # A UCR training set is tens to hundreds of series: ten epochs are a few dozen steps. Without
 # --epochs, --max-steps or --time-budget a series classifier trains this many steps.
 SIGNAL_STEPS = 2000
@@ -126,7 +128,7 @@ def train_signal_classifier(
     run = Run(TASK, train_config, resume, overwrite, explicit, reporter)
     channels = train_data.channels
     config_type, make = (ReservoirConfig, EchoStateClassifier) if model == "esn" else (
-        ClassifierConfig, SequenceClassifier)
+        ClassifierConfig, build_classifier)
     size = ({"inputs": channels, "outputs": 2} if model == "esn"
             else {"outputs": 2, "input_dim": channels})
     run.check_size(lambda: make(config_type(**size, **model_options)))
@@ -134,7 +136,7 @@ def train_signal_classifier(
                              "znormalise": znormalise, "batch_size": run.config.batch_size,
                              "seed": run.config.seed,
                              "val_fraction": None if val_data else val_fraction})
-    model_options = {k: definition[k] for k in model_options}
+    model_options = {k: definition.get(k, EARLIER_RUNS.get(k)) for k in model_options}
     run.check_data({"train": records_digest(train_data.digest_records()),
                     "val": records_digest(val_data.digest_records()) if val_data else None},
                    "the series differ")
@@ -184,11 +186,12 @@ def train_signal_classifier(
     c = model_config
     describe = (f"echo state network, {c.units} units (spectral radius {c.spectral_radius:g}, "
                 f"leak {c.leak_rate:g}), {c.features} of its states → ridge readout"
-                if model == "esn" else
-                f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell} over "
+                if model == "esn" else (f"{c.members} × " if c.members > 1 else "")
+                + f"{c.layers}×{c.hidden} {'bi-' if c.bidirectional else ''}{c.cell} over "
                 f"{channels} channel(s), {c.pool} pooling"
                 + (f", LSTM-FCN convolutions ({c.fcn}-{2 * c.fcn}-{c.fcn})" if c.fcn else ""))
-    result = run.fit(network, ClassifyTask(labels, None), batches,
+    result = run.fit(network, ClassifyTask(labels, None, members=getattr(c, "members", 1)),
+                     batches,
                      SignalBatches(val_x, val_y, max(64, config.batch_size), shuffle=False),
                      meta, describe)
     calibrate_run(run, val_data.series, val_y)
@@ -199,7 +202,7 @@ def load_signal_classifier(checkpoint: str | Path, saved: dict, device: str = "a
                            ) -> tuple[SignalClassifier, dict]:
     stored = saved.get("data") or {}
     config_type, make = (ReservoirConfig, EchoStateClassifier) if stored.get("model") == "esn" \
-        else (ClassifierConfig, SequenceClassifier)
+        else (ClassifierConfig, build_classifier)
     trained = load_trained(checkpoint, TASK, config_type, make, device)
     labels = trained.data.get("labels")
     if not (isinstance(labels, list) and len(labels) == trained.config.outputs):
