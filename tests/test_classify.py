@@ -374,7 +374,7 @@ def test_training_stores_a_temperature_that_classify_applies(toy_tsv, tmp_path):
     out = tmp_path / "run"
     assert invoke("train-classify", toy_tsv, "--val-file", noisy, "--out", out, "--max-steps",
                   300, "--batch-size", 10, "--lr", 0.02, "--dropout", 0,
-                  "--word-dropout", 0, "--ema", 0, *TINY).exit_code == 0
+                  "--word-dropout", 0, "--ema", 0, "--members", 1, *TINY).exit_code == 0
     for name in ("best.pt", "last.pt"):  # best.pt: an earlier, less certain model
         stored = torch.load(out / name, weights_only=True)["calibration"]
         assert stored["ece_after"] < stored["ece_before"] and stored["examples"] == 50
