@@ -208,36 +208,16 @@ def test_ensemble_members_train_on_their_own_losses_and_predict_their_mean():
     assert not torch.allclose(own, mixture)
 
 
-def test_an_ensemble_trains_saves_and_classifies_as_one_model(toy_tsv, tmp_path):
-    out = tmp_path / "run"
-    result = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
-                    "--max-steps", 150, "--batch-size", 10, "--lr", 0.01, "--dropout", 0,
-                    "--members", 2, *TINY)
-    assert result.exit_code == 0, result.output
-    saved = torch.load(out / "best.pt", weights_only=True)
-    assert saved["model_config"]["members"] == 2
-    assert {k.split(".")[1] for k in saved["model_state"]} == {"0", "1"}
-    classifier, _ = load_classifier(out / "best.pt", "cpu")
-    assert isinstance(classifier.model, ClassifierEnsemble)
-    report = json.loads(invoke("evaluate-classify", toy_tsv, "-c", out / "best.pt",
-                               "--json").stdout)
-    assert report["accuracy"] == 1.0
-    said = invoke("classify", "a superb story", "-c", out / "best.pt").stdout
-    assert said.startswith("pos")
-    resumed = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
-                     "--max-steps", 160, "--resume", "--quiet", "--device", "cpu")
-    assert resumed.exit_code == 0, resumed.output
-    assert torch.load(out / "last.pt", weights_only=True)["model_config"]["members"] == 2
-    assert_user_error(invoke("train-classify", toy_tsv, "--members", 0, "--out",
-                             tmp_path / "x"), "--members must be")
-
-
 def test_a_tiny_classifier_learns_a_separable_set_exactly(toy_tsv, tmp_path):
     out = tmp_path / "run"
     result = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
                     "--max-steps", 150, "--batch-size", 10, "--lr", 0.01, "--dropout", 0,
                     "--eval-every", 50, *TINY)
     assert result.exit_code == 0, result.output
+    saved = torch.load(out / "best.pt", weights_only=True)  # by default, three members
+    assert saved["model_config"]["members"] == 3
+    assert {k.split(".")[1] for k in saved["model_state"]} == {"0", "1", "2"}
+    assert isinstance(load_classifier(out / "best.pt", "cpu")[0].model, ClassifierEnsemble)
     evaluated = invoke("evaluate-classify", toy_tsv, "-c", out / "best.pt", "--json")
     report = json.loads(evaluated.stdout)
     assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
@@ -258,6 +238,12 @@ def test_a_tiny_classifier_learns_a_separable_set_exactly(toy_tsv, tmp_path):
     assert rows[2]["labels"][0]["label"] == "neg" and len(rows[2]["labels"]) == 1
     info = invoke("info", out / "best.pt")
     assert "classes" in info.stdout and "neg, pos" in info.stdout
+    resumed = invoke("train-classify", toy_tsv, "--val-file", toy_tsv, "--out", out,
+                     "--max-steps", 160, "--resume", "--quiet", "--device", "cpu")
+    assert resumed.exit_code == 0, resumed.output
+    assert torch.load(out / "last.pt", weights_only=True)["model_config"]["members"] == 3
+    assert_user_error(invoke("train-classify", toy_tsv, "--members", 0, "--out",
+                             tmp_path / "x"), "--members must be")
 
 
 def test_the_most_confidently_wrong_examples_come_first(toy_tsv, tmp_path):
